@@ -1,0 +1,113 @@
+"""The `citeqa` command line. Exit codes: 0 ok, 2 usage or bad input, 1 other failure.
+
+argparse (the standard library's) parses: it gives subcommands, help and exit code 2 on usage errors with
+no dependency. `--json` prints exactly one JSON document on stdout; logs and progress go to stderr.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from api.settings import Settings
+from index.errors import IndexingError
+
+log = logging.getLogger("citeqa")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: exit 2 with one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--index", metavar="DIR", type=Path,
+                        help="index directory (default: $CITEQA_INDEX_DIR, else ./.citeqa/index)")
+    common.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress details on stderr")
+
+    parser = argparse.ArgumentParser(prog="citeqa", description="Answers from your articles, citing the exact "
+                                     "sentence.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser("ingest", parents=[common], help="add or update articles from files or folders")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help=".txt .md .html .htm .json .jsonl files, or folders (recursive)")
+
+    documents = commands.add_parser("documents", help="list, show or delete indexed articles")
+    doc_commands = documents.add_subparsers(dest="action", required=True, metavar="ACTION")
+    doc_commands.add_parser("list", parents=[common], help="every indexed document")
+    show = doc_commands.add_parser("show", parents=[common], help="one document with its exact text")
+    show.add_argument("doc_id", metavar="ID")
+    delete = doc_commands.add_parser("delete", parents=[common], help="remove a document and its passages")
+    delete.add_argument("doc_id", metavar="ID")
+
+    search = commands.add_parser("search", parents=[common], help="ranked passages for a query")
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("-k", type=int, default=5, metavar="N", help="how many passages (default 5)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # citeqa never downloads: the default model ships in a package. Offline mode makes a wrong model name
+    # fail at once instead of hanging on the network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="citeqa: %(levelname)s: %(message)s")
+    try:
+        settings = Settings()
+        if args.index is not None:
+            settings.index = settings.index.model_copy(update={"dir": args.index})
+        return _dispatch(args, settings)
+    except (IndexingError, UsageError, ValueError) as exc:
+        print(f"citeqa: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("citeqa: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last resort: one line, not a traceback (CITEQA_DEBUG=1 shows it)
+        if os.environ.get("CITEQA_DEBUG"):
+            raise
+        print(f"citeqa: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from api import commands
+
+    if args.command == "ingest":
+        return commands.ingest(settings, args.paths, as_json=args.json)
+    if args.command == "documents":
+        return commands.documents(settings, args.action, getattr(args, "doc_id", None), as_json=args.json)
+    if args.command == "search":
+        if args.k < 1:
+            raise UsageError(f"-k must be at least 1, got {args.k}")
+        return commands.search(settings, args.query, k=args.k, as_json=args.json)
+    raise UsageError(f"unknown command {args.command!r}")
+
+
+def emit_json(document: Any) -> None:
+    """The one JSON document a `--json` command prints."""
+    print(json.dumps(document, ensure_ascii=False, indent=2))
+
+
+
+
+
+
+def wrap(text: str, indent: str = "    ") -> str:
+    return textwrap.fill(" ".join(text.split()), width=100, initial_indent=indent, subsequent_indent=indent)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

