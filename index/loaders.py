@@ -156,7 +156,7 @@ def _title_from_body(body: str, *, markdown: bool) -> str | None:
 def _load_html(raw: str, *, source: str, default_id: str) -> Article:
     try:
         doc = trafilatura.bare_extraction(
-            raw, with_metadata=True, include_comments=False, include_tables=False
+            raw, with_metadata=True, include_comments=False, include_tables=False, favor_precision=True
         )
     except Exception as exc:  # trafilatura raises many types on hostile markup
         raise _BadInput(f"cannot parse HTML: {exc}") from exc
@@ -182,9 +182,9 @@ def _load_records(raw: str, *, source: str, default_id: str, lines: bool) -> Ite
     """Records of a .jsonl file are numbered by line, of a .json list by position (from 1)."""
     entries: list[tuple[int | None, Any]] = []
     if lines:
-        for number, line in enumerate(raw.splitlines(), start=1):
+        for line_number, line in enumerate(raw.splitlines(), start=1):
             if line.strip():
-                entries.append((number, _parse_json(line)))
+                entries.append((line_number, _parse_json(line)))
     else:
         data = _parse_json(raw)
         if isinstance(data, _BadInput):

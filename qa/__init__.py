@@ -1,0 +1,1 @@
+"""Question (+ chat history) → retrieval → cited answer, and evaluation. Imports `index`, never `api`."""
