@@ -1,0 +1,49 @@
+"""What the qa package passes around and returns: frozen records (the answer object of the contract)."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RetrievedPassage:
+    """A passage chosen for a question. `text == document_text[char_start:char_end]`."""
+
+    passage_id: str
+    doc_id: str
+    char_start: int
+    char_end: int
+    text: str
+    title: str | None
+    url: str | None
+    published: str | None
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A quoted sentence: `quote == document_text[char_start:char_end]` exactly."""
+
+    n: int
+    doc_id: str
+    title: str | None
+    url: str | None
+    passage_id: str
+    char_start: int
+    char_end: int
+    quote: str
+    supports: bool = True
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer object. Every `[n]` in `answer` has a citation with that `n`, numbered by first use."""
+
+    question: str
+    answer: str
+    short_answer: str | None
+    refused: bool
+    citations: Sequence[Citation] = field(default_factory=tuple)
+    confidence: float = 0.0
+    answer_type: str | None = None
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
