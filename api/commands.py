@@ -9,8 +9,8 @@ from api.settings import Settings
 from index.chunking import Chunker
 from index.embedding import Embedder, make_embedder
 from index.ingest import Indexer
-from index.search import DenseSearcher
 from index.store import Store
+from qa.retriever import Retriever
 
 
 def open_store(settings: Settings, embedder: Embedder | None = None) -> Store:
@@ -80,20 +80,19 @@ def documents(settings: Settings, action: str, doc_id: str | None, *, as_json: b
 def search(settings: Settings, query: str, *, k: int, as_json: bool) -> int:
     embedder = make_embedder(settings.embedding)
     store = open_store(settings, embedder)
-    hits = DenseSearcher(store=store, embedder=embedder).search(query, k=k)
+    passages = Retriever(store=store, embedder=embedder, k=k).retrieve(query)
     if as_json:
         emit_json({"query": query, "results": [
-            {"rank": rank, "score": round(hit.score, 6), "doc_id": hit.passage.doc_id,
-             "passage_id": hit.passage.passage_id, "title": hit.passage.title, "url": hit.passage.url,
-             "published": hit.passage.published, "char_start": hit.passage.char_start,
-             "char_end": hit.passage.char_end, "text": hit.passage.text}
-            for rank, hit in enumerate(hits, start=1)]})
+            {"rank": p.rank, "score": round(p.score, 6), "doc_id": p.doc_id, "passage_id": p.passage_id,
+             "title": p.title, "url": p.url, "published": p.published, "char_start": p.char_start,
+             "char_end": p.char_end, "text": p.text, **p.signals}
+            for p in passages]})
     else:
-        if not hits:
-            print("no passages indexed yet")
-        for rank, hit in enumerate(hits, start=1):
-            p = hit.passage
-            span = f"{p.passage_id}, chars {p.char_start}-{p.char_end}"
-            print(f"[{rank}] {hit.score:.3f}  {p.title or p.doc_id}  ({span})")
+        if not passages:
+            print("no passages match")
+        for p in passages:
+            why = ", ".join(f"{name} #{p.signals[name + '_rank']} ({p.signals[name + '_score']:.3f})"
+                            for name in ("dense", "bm25") if p.signals.get(name + "_rank") is not None)
+            print(f"[{p.rank}] {p.title or p.doc_id}  ({p.passage_id}, chars {p.char_start}-{p.char_end}; {why})")
             print(wrap(p.text[:400] + ("…" if len(p.text) > 400 else "")))
     return EXIT_OK

@@ -90,3 +90,8 @@ class Article:
             default=str,
         )
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def with_title(title: str | None, passage: str) -> str:
+    """A passage as the rankers read it: the title gives it the context a reader has. Never stored."""
+    return f"{title}\n{passage}" if title else passage

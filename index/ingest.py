@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from index.articles import Article
+from index.articles import Article, with_title
 from index.chunking import Chunk, Chunker
 from index.embedding import Embedder
 from index.loaders import Skipped, load_paths
@@ -36,8 +36,8 @@ class IngestReport:
 
 
 def embedding_text(article: Article, passage: str) -> str:
-    """The title gives a passage the context a reader has; it is embedded, never stored in the passage."""
-    return f"{article.title}\n{passage}" if article.title else passage
+    """What is embedded for a passage: the passage with its article's title."""
+    return with_title(article.title, passage)
 
 
 class Indexer:

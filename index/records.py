@@ -99,3 +99,22 @@ class CommitResult:
 
     statuses: Mapping[str, Status]
     deleted: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class PassageFilter:
+    """Which passages a search may return; every given condition must hold (None = no condition).
+
+    `published_from`/`published_to` are inclusive ISO 8601 dates compared on the first 10 characters, so a
+    datetime falls on its date; a document without a date never passes a date condition.
+    """
+
+    doc_ids: Sequence[str] | None = None
+    published_from: str | None = None
+    published_to: str | None = None
+    sources: Sequence[str] | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.doc_ids is not None or self.published_from or self.published_to
+                    or self.sources is not None)

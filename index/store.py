@@ -4,6 +4,7 @@ Layout of an index directory:
 
     index.sqlite              documents (exact text), passages (spans, vectors), meta (the manifest)
     vectors-<generation>.faiss   the FAISS index of one committed generation
+    lexical-<generation>.npz     the BM25 index of the same generation
     write.lock                one writer at a time
 
 A commit writes the new FAISS file under a new name (temp file, fsync, rename, directory fsync), then
@@ -11,7 +12,7 @@ records its generation and SHA-256 in the same SQLite transaction that changes t
 instant therefore leaves the old or the new state. Readers use SQLite snapshots (WAL), so they are never
 blocked and never see half a write. A FAISS file that is missing, fails its checksum or disagrees with the
 row count is rebuilt from the vectors kept in SQLite, which are checksummed row by row; every document's
-text is checksummed too. Nothing is ever unpickled: the formats are SQLite, JSON and FAISS's own.
+text is checksummed too, and the BM25 snapshot is rebuilt from it the same way. Nothing is ever unpickled: the formats are SQLite, JSON and FAISS's own.
 """
 
 import contextlib
@@ -30,7 +31,8 @@ from typing import Protocol
 import numpy as np
 from filelock import FileLock, Timeout
 
-from index.atomic import fsync_dir, remove_temp_files, write_atomic
+from index.articles import with_title
+from index.atomic import fsync_dir, remove_temp_files
 from index.errors import (
     DocumentNotFound,
     ModelMismatch,
@@ -40,10 +42,12 @@ from index.errors import (
     StoreNotFound,
     StoreReadOnly,
 )
+from index.lexical import LexicalIndex
 from index.records import (
     CommitResult,
     DocumentSummary,
     Passage,
+    PassageFilter,
     PassageSpan,
     PreparedDocument,
     SearchHit,
@@ -51,6 +55,7 @@ from index.records import (
     StoredDocument,
     StoreInfo,
 )
+from index.snapshots import read_snapshot, remove_stale_snapshots, write_snapshot
 from index.vectors import FlatIndex
 
 log = logging.getLogger(__name__)
@@ -58,7 +63,6 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 DB_NAME = "index.sqlite"
 LOCK_NAME = "write.lock"
-_VECTORS_GLOB = "vectors-*.faiss"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,8 +86,16 @@ class PassageStore(Protocol):
         """The manifest and counts."""
         ...
 
-    def search(self, query: np.ndarray, k: int) -> list[SearchHit]:
+    def search(self, query: np.ndarray, k: int, *, filters: PassageFilter | None = None) -> list[SearchHit]:
         """The k passages nearest to a unit query vector, best first."""
+        ...
+
+    def lexical_search(self, query: str, k: int, *, filters: PassageFilter | None = None) -> list[SearchHit]:
+        """The k passages with the highest BM25 score for `query`, best first."""
+        ...
+
+    def passage_vectors(self, passage_ids: Sequence[str]) -> np.ndarray:
+        """The stored unit vectors of these passages, in the order given."""
         ...
 
     def get_document(self, doc_id: str) -> StoredDocument:
@@ -109,6 +121,8 @@ class Store:
         self._conn = self._connect()
         self._vectors: FlatIndex | None = None
         self._vectors_generation = -1
+        self._lexical: LexicalIndex | None = None
+        self._lexical_generation = -1
         self._info = self._read_info()
 
     # ----- opening ------------------------------------------------------------------------------
@@ -170,18 +184,70 @@ class Store:
             self._info = self._read_info()
             return self._info
 
-    def search(self, query: np.ndarray, k: int) -> list[SearchHit]:
-        """The k passages nearest to the unit vector `query`, best first."""
+    def search(self, query: np.ndarray, k: int, *, filters: PassageFilter | None = None) -> list[SearchHit]:
+        """The k passages nearest to the unit vector `query`, best first (cosine similarity)."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         with self._snapshot():
             vectors = self._current_vectors()
-            if vectors.size == 0:
+            allowed = self._allowed_vids(filters)
+            if vectors.size == 0 or (allowed is not None and not len(allowed)):
                 return []
-            scores, ids = vectors.search(query.reshape(1, -1), k)
-            ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-            passages = self._passages_by_vid([vid for vid, _ in ranked])
-            return [SearchHit(passage=passages[vid], score=score) for vid, score in ranked]
+            scores, ids = vectors.search(query.reshape(1, -1), k, allowed=allowed)
+            return self._hits([(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0])
+
+    def lexical_search(self, query: str, k: int, *, filters: PassageFilter | None = None) -> list[SearchHit]:
+        """The k passages with the highest BM25 score for `query` (title included), best first."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        with self._snapshot():
+            lexical = self._current_lexical()
+            allowed = self._allowed_vids(filters)
+            if allowed is not None and not len(allowed):
+                return []
+            ids, scores = lexical.search(query, k, allowed=allowed)
+            return self._hits([(int(i), float(s)) for i, s in zip(ids, scores, strict=True)])
+
+    def passage_vectors(self, passage_ids: Sequence[str]) -> np.ndarray:
+        """The stored unit vectors of these passages, in the order given."""
+        with self._snapshot():
+            marks = ",".join("?" * len(passage_ids))
+            rows = {r[1]: r for r in self._passage_rows(f"WHERE passage_id IN ({marks})", list(passage_ids))}
+        missing = [p for p in passage_ids if p not in rows]
+        if missing:
+            raise KeyError(f"unknown passages: {missing[:5]}")
+        return np.stack([np.frombuffer(rows[p][6], dtype=np.float32) for p in passage_ids]) if rows else \
+            np.empty((0, self._info.dimension), dtype=np.float32)
+
+    def _hits(self, ranked: list[tuple[int, float]]) -> list[SearchHit]:
+        passages = self._passages_by_vid([vid for vid, _ in ranked])
+        return [SearchHit(passage=passages[vid], score=score) for vid, score in ranked]
+
+    def _allowed_vids(self, filters: PassageFilter | None) -> np.ndarray | None:
+        """The passage ids a filter lets through, or None when it lets everything through."""
+        if filters is None or filters.is_empty:
+            return None
+        clauses, params = [], []
+        if filters.doc_ids is not None:
+            clauses.append(f"d.doc_id IN ({','.join('?' * len(filters.doc_ids))})")
+            params.extend(filters.doc_ids)
+        if filters.published_from:
+            clauses.append("substr(d.published, 1, 10) >= ?")
+            params.append(filters.published_from[:10])
+        if filters.published_to:
+            clauses.append("substr(d.published, 1, 10) <= ?")
+            params.append(filters.published_to[:10])
+        if filters.sources is not None:
+            # A source matches itself, the files of a folder (`dir/…`) and the records of a file (`file:N`).
+            matches = []
+            for source in filters.sources:
+                prefix = source.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                matches.append("d.source = ? OR d.source LIKE ? ESCAPE '\\' OR d.source LIKE ? ESCAPE '\\'")
+                params.extend([source, prefix + "/%", prefix + ":%"])
+            clauses.append("(" + (" OR ".join(matches) or "0") + ")")
+        rows = self._conn.execute("SELECT p.vid FROM passages p JOIN documents d ON d.doc_id = p.doc_id WHERE "
+                                  + " AND ".join(clauses), params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def list_documents(self) -> list[DocumentSummary]:
         """Every document, sorted by id."""
@@ -237,7 +303,7 @@ class Store:
                 raise ValueError(f"{doc.article.doc_id}: {len(doc.chunks)} chunks but {len(doc.vectors)} vectors")
         with self._mutex, _writer_lock(self.directory, self._lock_timeout):
             remove_temp_files(self.directory)
-            new_file: Path | None = None
+            new_files: list[Path] = []
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 vectors = self._current_vectors()
@@ -248,24 +314,27 @@ class Store:
                 vectors.remove(np.asarray(removed, dtype=np.int64))
                 if added_ids:
                     vectors.add(np.asarray(added_ids, dtype=np.int64), np.concatenate(added_vectors))
+                lexical = self._rebuild_lexical()
                 generation = self._info.generation + 1
-                new_file = self.directory / f"vectors-{generation:010d}.faiss"
-                data = vectors.to_bytes()
-                write_atomic(new_file, data)
-                self._write_meta(generation=generation, vectors_file=new_file.name,
-                                 vectors_sha256=hashlib.sha256(data).hexdigest(), passages=vectors.size)
+                meta: dict[str, object] = {"generation": generation, "passages": vectors.size}
+                for kind, snapshot in (("vectors", vectors), ("lexical", lexical)):
+                    path, digest = write_snapshot(self.directory, kind, generation, snapshot.to_bytes())
+                    new_files.append(path)
+                    meta[f"{kind}_file"], meta[f"{kind}_sha256"] = path.name, digest
+                self._write_meta(meta)
                 self._conn.execute("COMMIT")
-                new_file = None
-                self._vectors_generation = generation
+                new_files = []
+                self._vectors_generation = self._lexical_generation = generation
+                self._lexical = lexical
                 self._info = self._read_info()
             except BaseException as exc:
-                self._abort(new_file)
+                self._abort(new_files)
                 if isinstance(exc, sqlite3.Error):
                     raise _db_error(self._db_path, exc) from exc
                 if isinstance(exc, OSError):
                     raise _os_error(self.directory, exc) from exc
                 raise
-            self._remove_old_vector_files()
+            remove_stale_snapshots(self.directory, self._info.generation)
             return CommitResult(statuses=statuses, deleted=tuple(deletes))
 
     def delete(self, doc_id: str) -> None:
@@ -318,31 +387,21 @@ class Store:
         self._conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
         return vids
 
-    def _write_meta(self, *, generation: int, vectors_file: str, vectors_sha256: str, passages: int) -> None:
-        documents = self._conn.execute("SELECT count(*) FROM documents").fetchone()[0]
-        values = {"generation": generation, "vectors_file": vectors_file, "vectors_sha256": vectors_sha256,
-                  "passages": passages, "documents": documents}
+    def _write_meta(self, values: dict[str, object]) -> None:
+        values = {**values, "documents": self._conn.execute("SELECT count(*) FROM documents").fetchone()[0]}
         self._conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                [(key, str(value)) for key, value in values.items()])
 
-    def _abort(self, new_file: Path | None) -> None:
+    def _abort(self, new_files: list[Path]) -> None:
         with contextlib.suppress(sqlite3.Error):
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-        if new_file is not None:
+        for path in new_files:
             with contextlib.suppress(OSError):
-                new_file.unlink()
-        self._vectors, self._vectors_generation = None, -1  # the in-memory copy may hold half a change
-
-    def _remove_old_vector_files(self) -> None:
-        """Keep the current and the previous generation: a reader may still be opening the previous one."""
-        keep = {f"vectors-{g:010d}.faiss" for g in (self._info.generation, self._info.generation - 1)}
-        for path in self.directory.glob(_VECTORS_GLOB):
-            if path.name not in keep:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-        with contextlib.suppress(OSError):
-            fsync_dir(self.directory)
+                path.unlink()
+        # The in-memory copies may hold half a change.
+        self._vectors, self._vectors_generation = None, -1
+        self._lexical, self._lexical_generation = None, -1
 
     # ----- snapshots and the FAISS copy ---------------------------------------------------------
 
@@ -377,44 +436,66 @@ class Store:
                              f"format {FORMAT_VERSION}")
         return info
 
+    def _snapshot_meta(self, kind: str) -> tuple[str, str]:
+        meta = dict(self._conn.execute("SELECT key, value FROM meta WHERE key IN (?, ?)",
+                                       (f"{kind}_file", f"{kind}_sha256")).fetchall())
+        return meta.get(f"{kind}_file", ""), meta.get(f"{kind}_sha256", "")
+
     def _current_vectors(self) -> FlatIndex:
-        """The FAISS index of the commit this snapshot sees (call inside a snapshot or write)."""
+        """The FAISS index of the commit this snapshot sees (call inside a snapshot or a write)."""
         self._info = self._read_info()
         if self._vectors is not None and self._vectors_generation == self._info.generation:
             return self._vectors
-        meta = dict(self._conn.execute(
-            "SELECT key, value FROM meta WHERE key IN ('vectors_file', 'vectors_sha256')").fetchall())
         count = self._conn.execute("SELECT count(*) FROM passages").fetchone()[0]
-        vectors = self._load_vector_file(meta.get("vectors_file", ""), meta.get("vectors_sha256", ""), count)
+        vectors = None
+        data = read_snapshot(self.directory, "vectors", *self._snapshot_meta("vectors"))
+        if data is not None:
+            try:
+                vectors = FlatIndex.from_bytes(data, self._info.dimension)
+            except ValueError as exc:
+                log.warning("the vector snapshot is unreadable (%s); rebuilding it from %s", exc, DB_NAME)
+            if vectors is not None and not vectors.size == count == self._info.passages:
+                log.warning("the vector snapshot holds %d vectors but %s has %d passages; rebuilding it",
+                            vectors.size, DB_NAME, count)
+                vectors = None
         if vectors is None:
             vectors = self._rebuild_vectors(count)
         self._vectors, self._vectors_generation = vectors, self._info.generation
         return vectors
 
-    def _load_vector_file(self, name: str, sha256: str, count: int) -> FlatIndex | None:
-        if not name:
-            return FlatIndex(self._info.dimension) if count == 0 and self._info.passages == 0 else None
-        path = self.directory / name
-        if path.parent != self.directory or not path.name.startswith("vectors-"):
-            log.warning("the manifest names an unexpected vector file %r; rebuilding from %s", name, DB_NAME)
-            return None
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            log.warning("cannot read %s (%s); rebuilding the vector index from %s", path, exc, DB_NAME)
-            return None
-        if hashlib.sha256(data).hexdigest() != sha256:
-            log.warning("%s fails its checksum; rebuilding the vector index from %s", path, DB_NAME)
-            return None
-        try:
-            vectors = FlatIndex.from_bytes(data, self._info.dimension)
-        except ValueError as exc:
-            log.warning("%s is unreadable (%s); rebuilding the vector index from %s", path, exc, DB_NAME)
-            return None
-        if vectors.size != count or vectors.size != self._info.passages:
-            log.warning("%s holds %d vectors but %s has %d passages; rebuilding", path, vectors.size, DB_NAME, count)
-            return None
-        return vectors
+    def _current_lexical(self) -> LexicalIndex:
+        """The BM25 index of the commit this snapshot sees (call inside a snapshot)."""
+        self._info = self._read_info()
+        if self._lexical is not None and self._lexical_generation == self._info.generation:
+            return self._lexical
+        lexical = None
+        data = read_snapshot(self.directory, "lexical", *self._snapshot_meta("lexical"))
+        if data is not None:
+            try:
+                lexical = LexicalIndex.from_bytes(data)
+            except ValueError as exc:
+                log.warning("the BM25 snapshot is unreadable (%s); rebuilding it from %s", exc, DB_NAME)
+            if lexical is not None and lexical.size != self._info.passages:
+                log.warning("the BM25 snapshot holds %d passages, the manifest %d; rebuilding it",
+                            lexical.size, self._info.passages)
+                lexical = None
+        if lexical is None:
+            lexical = self._rebuild_lexical()
+        self._lexical, self._lexical_generation = lexical, self._info.generation
+        return lexical
+
+    def _rebuild_lexical(self) -> LexicalIndex:
+        """BM25 over every passage (with its title), from the checksummed document texts."""
+        docs = {row[0]: _verify_document_row(row) for row in
+                self._conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents")}
+        rows = self._passage_rows("ORDER BY vid", ())
+        texts = []
+        for row in rows:
+            doc = docs.get(row[2])
+            if doc is None or not 0 <= row[4] < row[5] <= len(doc[6]):
+                raise StoreCorrupt(f"passage {row[1]!r} does not fit its document in {self._db_path}")
+            texts.append(with_title(doc[1], doc[6][row[4]:row[5]]))
+        return LexicalIndex.build(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), texts)
 
     def _rebuild_vectors(self, count: int) -> FlatIndex:
         """The vector index made again from the checksummed vectors kept in SQLite."""
@@ -480,7 +561,8 @@ def _create_database(directory: Path, *, model: str, dimension: int) -> None:
         try:
             conn.executescript(_SCHEMA)
             meta = {"format_version": FORMAT_VERSION, "model": model, "dimension": dimension, "generation": 0,
-                    "vectors_file": "", "vectors_sha256": "", "documents": 0, "passages": 0,
+                    "vectors_file": "", "vectors_sha256": "", "lexical_file": "", "lexical_sha256": "",
+                    "documents": 0, "passages": 0,
                     "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
             conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
             conn.execute("PRAGMA journal_mode=WAL")

@@ -22,8 +22,9 @@ class VectorIndex(Protocol):
         """Remove the vectors with these ids (unknown ids are ignored)."""
         ...
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return (scores, ids) of shape (n_queries, k); missing results have id -1."""
+    def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (scores, ids) of shape (n_queries, k), only among `allowed` ids if given; missing → id -1."""
         ...
 
     def to_bytes(self) -> bytes:
@@ -64,9 +65,17 @@ class FlatIndex:
         if len(ids):
             self._index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64)))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         k = max(1, min(k, self.size)) if self.size else 1
-        scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        params = selector = None
+        if allowed is not None:
+            # `selector` stays referenced until the search returns: SWIG does not keep it alive for `params`.
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            params = faiss.SearchParameters()
+            params.sel = selector
+        scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
+        del selector
         return scores, ids
 
     def to_bytes(self) -> bytes:

@@ -18,6 +18,7 @@ class RetrievedPassage:
     published: str | None
     score: float
     rank: int
+    signals: Mapping[str, float | int | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
