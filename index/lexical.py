@@ -6,6 +6,7 @@ Serialized as one `.npz` of plain arrays (the vocabulary as UTF-8 JSON bytes), r
 
 import io
 import json
+import logging
 import re
 import zipfile
 
@@ -13,6 +14,9 @@ import bm25s
 import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
+
+# bm25s sets its own logger to DEBUG; its per-build chatter is not for our users.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(STOPWORDS_EN)

@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -119,6 +119,7 @@ class Store:
         self._lock_timeout = lock_timeout
         self._mutex = threading.RLock()
         self._conn = self._connect()
+        self._check_structure()
         self._vectors: FlatIndex | None = None
         self._vectors_generation = -1
         self._lexical: LexicalIndex | None = None
@@ -167,6 +168,19 @@ class Store:
         except sqlite3.Error as exc:
             raise _db_error(self._db_path, exc) from exc
         return conn
+
+    def _check_structure(self) -> None:
+        """Refuse a database whose SQLite structure is damaged, e.g. an index entry that no longer matches its
+        row: the checksums cover the rows' contents, but lookups go through SQLite's indexes."""
+        try:
+            problems = [row[0] for row in self._conn.execute("PRAGMA integrity_check(1)")]
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise _db_error(self._db_path, exc) from exc
+        if problems != ["ok"]:
+            self._conn.close()
+            detail = str(problems[0]).splitlines()[0] if problems else "no result"
+            raise StoreCorrupt(f"{self._db_path} is damaged ({detail}); rebuild the index")
 
     def _check_model(self, model: str | None, dimension: int | None) -> None:
         info = self._info
@@ -227,7 +241,8 @@ class Store:
         """The passage ids a filter lets through, or None when it lets everything through."""
         if filters is None or filters.is_empty:
             return None
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[object] = []
         if filters.doc_ids is not None:
             clauses.append(f"d.doc_id IN ({','.join('?' * len(filters.doc_ids))})")
             params.extend(filters.doc_ids)
@@ -250,14 +265,16 @@ class Store:
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def list_documents(self) -> list[DocumentSummary]:
-        """Every document, sorted by id."""
+        """Every document, sorted by id, each checked against its checksum as `get_document` does."""
         with self._snapshot():
             rows = self._conn.execute(
-                "SELECT d.doc_id, d.title, d.url, d.published, d.source, length(d.text),"
-                " (SELECT count(*) FROM passages p WHERE p.doc_id = d.doc_id) FROM documents d ORDER BY d.doc_id"
+                f"SELECT {_DOC_COLUMNS}, (SELECT count(*) FROM passages p WHERE p.doc_id = d.doc_id)"
+                " FROM documents d ORDER BY d.doc_id"
             ).fetchall()
+            for row in rows:
+                _verify_document_row(row)
         return [DocumentSummary(doc_id=r[0], title=r[1], url=r[2], published=r[3], source=r[4],
-                                chars=r[5], passages=r[6]) for r in rows]
+                                chars=len(r[6]), passages=r[10]) for r in rows]
 
     def get_document(self, doc_id: str) -> StoredDocument:
         """One document with its exact, checksum-verified text and its passage spans."""
@@ -516,7 +533,7 @@ class Store:
             vectors.add(ids, matrix)
         return vectors
 
-    def _passage_rows(self, where: str, params: Sequence[object]) -> list[tuple]:
+    def _passage_rows(self, where: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         rows = self._conn.execute(
             "SELECT vid, passage_id, doc_id, ordinal, char_start, char_end, vector, checksum FROM passages "
             + where, tuple(params)).fetchall()
@@ -599,15 +616,15 @@ def _document_checksum(values: Sequence[object]) -> str:
     return hashlib.sha256(json.dumps(list(values), ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def _verify_document_row(row: Sequence[object]) -> Sequence[object]:
+def _verify_document_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     if _document_checksum(row[:9]) != row[9]:
         raise StoreCorrupt(f"document {row[0]!r} fails its checksum; the index file is damaged, rebuild it")
     return row
 
 
-def _passage_checksum(fields: Sequence[object]) -> int:
+def _passage_checksum(fields: tuple[Any, ...]) -> int:
     head = json.dumps([fields[i] for i in range(1, 6)], ensure_ascii=False).encode("utf-8")
-    return zlib.crc32(bytes(fields[6]), zlib.crc32(head, int(fields[0]) & 0xFFFFFFFF))  # type: ignore[arg-type]
+    return zlib.crc32(bytes(fields[6]), zlib.crc32(head, int(fields[0]) & 0xFFFFFFFF))
 
 
 def _db_error(path: Path, exc: sqlite3.Error) -> StoreError:
