@@ -16,6 +16,7 @@ from typing import Any
 
 from api.settings import Settings
 from index.errors import IndexingError
+from qa.errors import QAError
 
 log = logging.getLogger("citeqa")
 
@@ -52,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", parents=[common], help="ranked passages for a query")
     search.add_argument("query", metavar="QUERY")
     search.add_argument("-k", type=int, default=5, metavar="N", help="how many passages (default 5)")
+
+    ask = commands.add_parser("ask", parents=[common], help="one answer with citations")
+    ask.add_argument("question", metavar="QUESTION")
+    ask.add_argument("-k", type=int, default=None, metavar="N", help="passages read (default: settings, 5)")
+    ask.add_argument("--generator", choices=["extractive", "llm"], default=None,
+                     help="answerer (default: settings, extractive)")
     return parser
 
 
@@ -69,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.index is not None:
             settings.index = settings.index.model_copy(update={"dir": args.index})
         return _dispatch(args, settings)
-    except (IndexingError, UsageError, ValueError) as exc:
+    except (IndexingError, QAError, UsageError, ValueError) as exc:
         print(f"citeqa: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -93,6 +100,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.k < 1:
             raise UsageError(f"-k must be at least 1, got {args.k}")
         return commands.search(settings, args.query, k=args.k, as_json=args.json)
+    if args.command == "ask":
+        if args.k is not None and args.k < 1:
+            raise UsageError(f"-k must be at least 1, got {args.k}")
+        return commands.ask(settings, args.question, k=args.k, generator=args.generator, as_json=args.json)
     raise UsageError(f"unknown command {args.command!r}")
 
 

@@ -6,17 +6,12 @@ from pathlib import Path
 
 from api.cli import EXIT_OK, EXIT_USAGE, emit_json, wrap
 from api.settings import Settings
+from api.wiring import make_pipeline, make_retriever, open_store
 from index.chunking import Chunker
-from index.embedding import Embedder, make_embedder
+from index.embedding import make_embedder
 from index.ingest import Indexer
 from index.store import Store
-from qa.retriever import Retriever
-
-
-def open_store(settings: Settings, embedder: Embedder | None = None) -> Store:
-    """The existing index; with an embedder, one built with the same model."""
-    return Store.open(settings.index.dir, model=embedder.name if embedder else None,
-                      dimension=embedder.dimension if embedder else None, lock_timeout=settings.index.lock_timeout)
+from qa.records import Answer
 
 
 def ingest(settings: Settings, paths: list[Path], *, as_json: bool) -> int:
@@ -80,7 +75,7 @@ def documents(settings: Settings, action: str, doc_id: str | None, *, as_json: b
 def search(settings: Settings, query: str, *, k: int, as_json: bool) -> int:
     embedder = make_embedder(settings.embedding)
     store = open_store(settings, embedder)
-    passages = Retriever(store=store, embedder=embedder, k=k).retrieve(query)
+    passages = make_retriever(settings, store, embedder).retrieve(query, k=k)
     if as_json:
         emit_json({"query": query, "results": [
             {"rank": p.rank, "score": round(p.score, 6), "doc_id": p.doc_id, "passage_id": p.passage_id,
@@ -96,3 +91,30 @@ def search(settings: Settings, query: str, *, k: int, as_json: bool) -> int:
             print(f"[{p.rank}] {p.title or p.doc_id}  ({p.passage_id}, chars {p.char_start}-{p.char_end}; {why})")
             print(wrap(p.text[:400] + ("…" if len(p.text) > 400 else "")))
     return EXIT_OK
+
+
+def ask(settings: Settings, question: str, *, k: int | None, generator: str | None, as_json: bool) -> int:
+    answer = make_pipeline(settings, generator).ask(question, k=k)
+    if as_json:
+        emit_json(answer_json(answer))
+    else:
+        print(format_answer(answer))
+    return EXIT_OK
+
+
+def answer_json(answer: Answer) -> dict:
+    """The answer object of the contract."""
+    return {"question": answer.question, "answer": answer.answer, "short_answer": answer.short_answer,
+            "refused": answer.refused, "confidence": answer.confidence, "answer_type": answer.answer_type,
+            "citations": [asdict(c) for c in answer.citations], "timings_ms": dict(answer.timings_ms)}
+
+
+def format_answer(answer: Answer) -> str:
+    """The answer, then its numbered sources with title and quote."""
+    lines = [answer.answer, ""]
+    if answer.citations:
+        lines.append("Sources:" if not answer.refused else "Closest passages (they do not answer it):")
+    for c in answer.citations:
+        lines.append(f"[{c.n}] {c.title or c.doc_id}  ({c.doc_id}, chars {c.char_start}-{c.char_end})")
+        lines.append(wrap(f"\u201c{c.quote}\u201d"))
+    return "\n".join(lines).rstrip()

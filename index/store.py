@@ -12,7 +12,9 @@ records its generation and SHA-256 in the same SQLite transaction that changes t
 instant therefore leaves the old or the new state. Readers use SQLite snapshots (WAL), so they are never
 blocked and never see half a write. A FAISS file that is missing, fails its checksum or disagrees with the
 row count is rebuilt from the vectors kept in SQLite, which are checksummed row by row; every document's
-text is checksummed too, and the BM25 snapshot is rebuilt from it the same way. Nothing is ever unpickled: the formats are SQLite, JSON and FAISS's own.
+text is checksummed too, and the BM25 snapshot is rebuilt from it the same way. On open, SQLite's own
+structure is checked (`PRAGMA integrity_check`), since its indexes are not covered by the row checksums.
+Nothing is ever unpickled: the formats are SQLite, JSON, NumPy arrays and FAISS's own.
 """
 
 import contextlib

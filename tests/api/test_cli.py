@@ -146,3 +146,36 @@ def test_json_output_is_only_json(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["documents"]) == 8
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_ask_answers_with_an_exact_quote_and_refuses_what_is_not_there(capsys, index_dir: Path) -> None:
+    run(capsys, "ingest", str(ARTICLES), "--index", str(index_dir))
+    code, out, _ = run(capsys, "ask", "How much did the Harbor Bridge repairs cost?", "--index", str(index_dir),
+                       "--json")
+    answer = json.loads(out)
+    assert code == 0 and answer["refused"] is False
+    assert answer["short_answer"] == "$48.6 million" and answer["answer"] == "$48.6 million [1]."
+    citation = answer["citations"][0]
+    code, out, _ = run(capsys, "documents", "show", citation["doc_id"], "--index", str(index_dir), "--json")
+    text = json.loads(out)["text"]
+    assert text[citation["char_start"]:citation["char_end"]] == citation["quote"]
+    assert answer["short_answer"] in citation["quote"]
+    assert set(answer["timings_ms"]) >= {"retrieve", "answer", "total"}
+
+    code, out, _ = run(capsys, "ask", "Who designed the replacement cables for the Harbor Bridge?",
+                       "--index", str(index_dir))
+    assert code == 0
+    assert out.startswith("The indexed articles do not say")
+    assert "Closest passages (they do not answer it):" in out
+
+
+def test_ask_bad_input(capsys, index_dir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CITEQA_EMBEDDING__MODEL", "hash")
+    run(capsys, "ingest", str(ARTICLES / "council-budget.txt"), "--index", str(index_dir))
+    code, _, err = run(capsys, "ask", "   ", "--index", str(index_dir))
+    assert code == 2 and err.strip() == "citeqa: error: the question is empty"
+    code, _, err = run(capsys, "ask", "x" * 1001, "--index", str(index_dir))
+    assert code == 2 and "longer than 1000 characters" in err
+    code, _, err = run(capsys, "ask", "Who?", "--generator", "llm", "--index", str(index_dir))
+    assert code == 2 and "llm generator is not available" in err

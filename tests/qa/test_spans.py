@@ -1,0 +1,82 @@
+"""Short-answer spans from small hand-written sentences, through the answerer and the extractor itself."""
+
+import pytest
+
+from qa.extractive import ExtractiveAnswerer
+from qa.question import QuestionAnalyzer
+from qa.records import RetrievedPassage
+from qa.spans import SpanExtractor
+
+
+def passage(text: str, *, title: str = "Local news", start: int = 100) -> RetrievedPassage:
+    return RetrievedPassage(passage_id="doc#0", doc_id="doc", char_start=start, char_end=start + len(text), text=text,
+                            title=title, url=None, published=None, score=0.8, rank=1)
+
+
+@pytest.fixture(scope="module")
+def answerer(nlp, minilm) -> ExtractiveAnswerer:
+    return ExtractiveAnswerer(nlp=nlp, embedder=minilm, refusal_threshold=0.0)
+
+
+@pytest.mark.parametrize(("question", "text", "expected"), [
+    ("Who chairs the planning committee?",
+     "The weather was mild. Jane Morrow chairs the planning committee, which meets monthly.", "Jane Morrow"),
+    ("Which firm built the new terminal?",
+     "The new terminal was built by Hadley & Sons, a family firm from Leeds.", "Hadley & Sons"),
+    ("How many people attended the rally?", "About 2,500 people attended the rally on Sunday.", "About 2,500"),
+    ("How much did the stadium cost?", "The stadium cost $1.2 billion and opened in 2019.", "$1.2 billion"),
+    ("What percentage of voters backed the plan?", "The plan was backed by 62% of voters in the referendum.", "62%"),
+    ("When did the factory close?", "The factory closed in March 2019, after 40 years of production.", "March 2019"),
+    ("Where is the crane maker based?", "The crane maker, which is based in Rotterdam, employs 900 people.",
+     "Rotterdam"),
+    ("Why was the match postponed?", "The match was postponed because the pitch was frozen.", "the pitch was frozen"),
+    ("Why did the bank raise rates?", "The bank raised rates due to rising inflation in the eurozone.",
+     "rising inflation in the eurozone"),
+    ("What caused the outage?", "The outage was caused by a failed transformer, which had not been serviced.",
+     "a failed transformer"),
+    ("What did the council promise to build?", "The council promised to build 300 new homes by 2028.",
+     "300 new homes"),
+    ("What is the largest export of Norland?", "The largest export of Norland is timber, which goes mostly to Asia.",
+     "timber"),
+    ("What were the volunteers handing out?", "Volunteers were handing out food, water and blankets at the hall.",
+     "food, water and blankets"),
+    ("Which club did Smith leave to join Arsenal?", "Arsenal signed Smith from Everton for £30 million.", "Everton"),
+    ("Did the council approve the budget?", "The council approved the budget by nine votes to four.", "yes"),
+    ("Was the mayor involved in the deal?", "The mayor, who was not involved in the deal, praised it.", "no"),
+])
+def test_short_answer(answerer: ExtractiveAnswerer, question: str, text: str, expected: str) -> None:
+    answer = answerer.answer(question, [passage(text)])
+    assert answer.short_answer == expected
+    if expected not in ("yes", "no"):
+        assert expected in answer.citations[0].quote
+
+
+def test_reasons_drop_parentheticals_and_examples(answerer: ExtractiveAnswerer) -> None:
+    text = ("Two councillors voted against it because, they said, it relied too heavily on a tax increase of 4.5%, "
+            "the largest in a decade.")
+    answer = answerer.answer("Why did two councillors vote against it?", [passage(text)])
+    assert answer.short_answer == "it relied too heavily on a tax increase of 4.5%"
+    text = "The group did better because regular contact helped patients notice warning signs, such as swollen ankles."
+    answer = answerer.answer("Why did the group do better?", [passage(text)])
+    assert answer.short_answer == "regular contact helped patients notice warning signs"
+
+
+def test_extractor_skips_what_the_question_says(nlp) -> None:
+    analysis = QuestionAnalyzer(nlp=nlp).analyze("Who manages Redmarsh United?")
+    doc = nlp("Redmarsh United are managed by Gareth Linwood.")
+    texts = [c.text for c in SpanExtractor().candidates(doc, analysis)]
+    assert "Gareth Linwood" in texts and "Redmarsh United" not in texts
+
+
+def test_extractor_keeps_the_currency_sign(nlp) -> None:
+    analysis = QuestionAnalyzer(nlp=nlp).analyze("How much is the toll?")
+    doc = nlp("A new toll of $2.50 for cars starts in May.")
+    assert "$2.50" in [c.text for c in SpanExtractor().candidates(doc, analysis)]
+
+
+def test_candidate_offsets_index_the_sentence(nlp) -> None:
+    analysis = QuestionAnalyzer(nlp=nlp).analyze("When does the new toll start?")
+    doc = nlp("A new toll of $2.50 for cars will take effect on May 1.")
+    candidates = SpanExtractor().candidates(doc, analysis)
+    assert candidates and all(doc.text[c.start:c.end] == c.text for c in candidates)
+    assert all(0.0 <= c.fit <= 1.0 and 0.0 <= c.closeness <= 1.0 for c in candidates)
