@@ -82,15 +82,18 @@ class SentenceTransformerEmbedder:
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        # Longest first over the whole input, as one `encode` call would order it: batches of similar
+        # length waste little on padding. The progress steps then follow that order.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
         with tqdm(total=len(texts), unit="passage", desc="embedding", disable=not progress or None,
                   leave=False) as bar:
             for start in range(0, len(texts), _PROGRESS_STEP):
-                batch = list(texts[start:start + _PROGRESS_STEP])
-                out[start:start + len(batch)] = self._model.encode(
-                    batch, batch_size=self._batch_size, normalize_embeddings=True,
+                rows = order[start:start + _PROGRESS_STEP]
+                out[rows] = self._model.encode(
+                    [texts[i] for i in rows], batch_size=self._batch_size, normalize_embeddings=True,
                     convert_to_numpy=True, show_progress_bar=False,
                 )
-                bar.update(len(batch))
+                bar.update(len(rows))
         return out
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:

@@ -3,8 +3,10 @@
 import re
 
 import spacy
+from spacy.tokens import Doc
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+_OPENING_QUOTES = frozenset({'"', "\u201c", "'", "\u2018"})
 
 
 class SentenceSplitter:
@@ -29,13 +31,24 @@ class SentenceSplitter:
             end = match.start() if match else len(text)
             paragraph = text[start:end]
             if paragraph.strip():
-                for sent in self._nlp(paragraph).sents:
+                doc = self._nlp(paragraph)
+                move_opening_quotes(doc)
+                for sent in doc.sents:
                     span = _strip_span(text, start + sent.start_char, start + sent.end_char)
                     if span:
                         spans.append(span)
             if match:
                 start = match.end()
         return spans
+
+
+def move_opening_quotes(doc: Doc) -> None:
+    """The sentencizer ends `…team." "I spoke…` after the second quote; it opens the next sentence."""
+    for token in doc[1:-1]:
+        if (token.text in _OPENING_QUOTES and doc[token.i - 1].whitespace_ and not token.whitespace_
+                and doc[token.i + 1].is_sent_start and not token.is_sent_start):
+            token.is_sent_start = True
+            doc[token.i + 1].is_sent_start = False
 
 
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int] | None:

@@ -19,6 +19,7 @@ from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
 
+from index.sentences import move_opening_quotes
 from qa.lru import LRUCache
 from qa.records import RetrievedPassage
 from qa.terms import term_key
@@ -71,6 +72,7 @@ class SentenceSplitter:
             if text[start:end].strip():
                 doc = self._sentencizer(self._tokenizer(text[start:end]))
                 _split_glued_periods(doc)
+                move_opening_quotes(doc)
                 for sent in doc.sents:
                     span = _strip(text, start + sent.start_char, start + sent.end_char)
                     if span is None:

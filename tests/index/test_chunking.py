@@ -106,3 +106,9 @@ def test_real_tokenizer_spans_fit_the_model(minilm) -> None:
 def test_bad_sizes_fail_at_construction(max_tokens: int, overlap: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Chunker(max_tokens=max_tokens, overlap_tokens=overlap, token_spans=HASH.token_spans)
+
+
+def test_an_opening_quote_starts_the_next_sentence() -> None:
+    text = 'He had "a clear plan for the team." "I spoke to him," Almeida said. Done.'
+    assert [text[s:e] for s, e in SPLITTER.spans(text)] == [
+        'He had "a clear plan for the team."', '"I spoke to him," Almeida said.', "Done."]
