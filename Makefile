@@ -1,4 +1,5 @@
 # citeqa — `make run` and `make test` set everything up on a fresh machine.
+# Until the HTTP API lands, `make run` builds the demo index if missing, then runs a demo search and question.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -25,7 +26,8 @@ demo-index: install
 	else $(BIN)/citeqa ingest examples/articles --index $(INDEX); fi
 
 run: demo-index
-	$(BIN)/citeqa search "How much did the Harbor Bridge repairs cost?" -k 3 --index $(INDEX)
+	$(BIN)/citeqa search "How much did the Harbor Bridge repairs cost?" -k 2 --index $(INDEX)
+	$(BIN)/citeqa ask "How much did the Harbor Bridge repairs cost?" --index $(INDEX)
 
 test: install
 	$(BIN)/python -m pytest
@@ -38,7 +40,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py --repeat 3
 
 clean:
 	rm -rf $(VENV) .citeqa .pytest_cache .ruff_cache .mypy_cache .hypothesis
