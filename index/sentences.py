@@ -34,7 +34,7 @@ class SentenceSplitter:
                 doc = self._nlp(paragraph)
                 move_opening_quotes(doc)
                 for sent in doc.sents:
-                    span = _strip_span(text, start + sent.start_char, start + sent.end_char)
+                    span = strip_span(text, start + sent.start_char, start + sent.end_char)
                     if span:
                         spans.append(span)
             if match:
@@ -51,7 +51,8 @@ def move_opening_quotes(doc: Doc) -> None:
             doc[token.i + 1].is_sent_start = False
 
 
-def _strip_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+def strip_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """`text[start:end]` without surrounding whitespace, or None when nothing else is left."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():

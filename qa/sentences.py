@@ -19,7 +19,7 @@ from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
 
-from index.sentences import move_opening_quotes
+from index.sentences import move_opening_quotes, strip_span
 from qa.lru import LRUCache
 from qa.records import RetrievedPassage
 from qa.terms import term_key
@@ -74,7 +74,7 @@ class SentenceSplitter:
                 _split_glued_periods(doc)
                 move_opening_quotes(doc)
                 for sent in doc.sents:
-                    span = _strip(text, start + sent.start_char, start + sent.end_char)
+                    span = strip_span(text, start + sent.start_char, start + sent.end_char)
                     if span is None:
                         continue
                     keys = tuple(term_key(t.text) for t in sent if not (t.is_punct or t.is_space))
@@ -132,11 +132,3 @@ def _split_glued_periods(doc: Doc) -> None:
         if (len(text) > 3 and text.endswith(".") and "." not in text[:-1] and text.lower() not in _ABBREVIATIONS
                 and token.whitespace_ and (nxt.is_title or nxt.text in ('"', "“"))):
             nxt.is_sent_start = True
-
-
-def _strip(text: str, start: int, end: int) -> tuple[int, int] | None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return (start, end) if start < end else None
