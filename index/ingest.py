@@ -56,8 +56,8 @@ class Indexer:
         self._commit_every = commit_every
 
     def ingest_paths(self, paths: Iterable[Path], *, progress: bool = False) -> IngestReport:
-        """Load every file under `paths` and ingest what can be read."""
-        return self.ingest(load_paths(paths), progress=progress)
+        """Load every file under `paths` (never the index's own files) and ingest what can be read."""
+        return self.ingest(load_paths(paths, exclude=self._store.directory), progress=progress)
 
     def ingest(self, items: Iterable[Article | Skipped], *, progress: bool = False) -> IngestReport:
         """Ingest articles; `Skipped` items pass through to the report."""

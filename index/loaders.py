@@ -37,13 +37,19 @@ class _BadInput(ValueError):
     """A file or record that cannot become an article; the message is the reason shown to the user."""
 
 
-def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str] | Skipped]:
-    """Yield (file, default doc_id stem) for every file under `paths`, recursively and sorted."""
+def iter_files(paths: Iterable[Path], *, exclude: Path | None = None) -> Iterator[tuple[Path, str] | Skipped]:
+    """Yield (file, default doc_id stem) for every file under `paths`, recursively and sorted.
+
+    Hidden files and folders, and everything under `exclude` (the index itself), are passed over.
+    """
+    excluded = exclude.resolve() if exclude is not None else None
     for root in paths:
         if root.is_dir():
             for path in sorted(root.rglob("*")):
                 rel = path.relative_to(root)
                 if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+                    continue
+                if excluded is not None and path.resolve().is_relative_to(excluded):
                     continue
                 yield path, rel.with_suffix("").as_posix()
         elif root.is_file():
@@ -54,9 +60,9 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str] | Skipped]:
             yield Skipped(str(root), "no such file or directory")
 
 
-def load_paths(paths: Iterable[Path]) -> Iterator[Article | Skipped]:
+def load_paths(paths: Iterable[Path], *, exclude: Path | None = None) -> Iterator[Article | Skipped]:
     """Yield an `Article` for every readable document under `paths` and a `Skipped` for the rest."""
-    for item in iter_files(paths):
+    for item in iter_files(paths, exclude=exclude):
         if isinstance(item, Skipped):
             yield item
             continue

@@ -179,3 +179,13 @@ def test_ask_bad_input(capsys, index_dir: Path, monkeypatch) -> None:
     assert code == 2 and "longer than 1000 characters" in err
     code, _, err = run(capsys, "ask", "Who?", "--generator", "llm", "--index", str(index_dir))
     assert code == 2 and "llm generator is not available" in err
+
+
+def test_an_index_inside_the_ingested_folder_is_not_read(capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CITEQA_EMBEDDING__MODEL", "hash")
+    (tmp_path / "story.txt").write_text("The ferry service resumes on Monday.")
+    index = tmp_path / "ix"
+    assert run(capsys, "ingest", str(tmp_path), "--index", str(index))[0] == 0
+    code, out, err = run(capsys, "ingest", str(tmp_path), "--index", str(index))
+    assert code == 0 and "skipped" not in err
+    assert out.splitlines()[-1].startswith("0 created, 0 replaced, 1 unchanged, 0 skipped")
