@@ -82,9 +82,14 @@ class SentenceTransformerEmbedder:
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         out = np.empty((len(texts), self._dimension), dtype=np.float32)
-        # Longest first over the whole input, as one `encode` call would order it: batches of similar
-        # length waste little on padding. The progress steps then follow that order.
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        if not texts:
+            return out
+        # Longest first, by word pieces, over the whole input: batches of similar length waste little on
+        # padding (by characters, as sentence-transformers orders, pads ~11% more on news text).
+        # The progress steps then follow that order.
+        lengths = [len(ids) for ids in self._model.tokenizer(
+            list(texts), truncation=True, max_length=self._model.max_seq_length, verbose=False)["input_ids"]]
+        order = np.argsort([-n for n in lengths], kind="stable")
         with tqdm(total=len(texts), unit="passage", desc="embedding", disable=not progress or None,
                   leave=False) as bar:
             for start in range(0, len(texts), _PROGRESS_STEP):
