@@ -2,7 +2,7 @@
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -28,6 +28,22 @@ class LRUCache(Generic[K, V]):
         value = make()
         self.put(key, value)
         return value
+
+    def get_or_make_many(self, keys: Sequence[K], make_batch: Callable[[list[K]], Sequence[V]]) -> list[V]:
+        """The cached values for `keys`, in order; the missing ones are made in one `make_batch` call."""
+        found: dict[K, V] = {}
+        missing: list[K] = []
+        for key in dict.fromkeys(keys):
+            cached = self.get(key)
+            if cached is None:
+                missing.append(key)
+            else:
+                found[key] = cached
+        if missing:
+            for key, value in zip(missing, make_batch(missing), strict=True):
+                found[key] = value
+                self.put(key, value)
+        return [found[key] for key in keys]
 
     def get(self, key: K) -> V | None:
         """The cached value for `key`, or None."""

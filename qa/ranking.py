@@ -141,19 +141,7 @@ class SentenceRanker:
         return self._titles.get_or_make(title, lambda: frozenset(term_key(w) for w in _WORD.findall(title)))
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        found: dict[str, np.ndarray] = {}
-        missing = []
-        for text in dict.fromkeys(texts):
-            cached = self._vectors.get(text)
-            if cached is None:
-                missing.append(text)
-            else:
-                found[text] = cached
-        if missing:
-            for text, vector in zip(missing, self._embedder.embed(missing), strict=True):
-                found[text] = vector
-                self._vectors.put(text, vector)
-        return np.stack([found[text] for text in texts])
+        return np.stack(self._vectors.get_or_make_many(texts, lambda missing: list(self._embedder.embed(missing))))
 
 
 def _clip(text: str) -> str:

@@ -106,18 +106,7 @@ class SentenceParser:
 
     def parse_all(self, texts: Sequence[str]) -> list[Doc]:
         """The full parses of several sentences; the uncached ones go through spaCy as one batch."""
-        found: dict[str, Doc] = {}
-        missing = []
-        for text in dict.fromkeys(texts):
-            cached = self._cache.get(text)
-            if cached is None:
-                missing.append(text)
-            else:
-                found[text] = cached
-        for text, parsed in zip(missing, self._nlp.pipe(missing), strict=True):
-            found[text] = parsed
-            self._cache.put(text, parsed)
-        return [found[text] for text in texts]
+        return self._cache.get_or_make_many(texts, lambda missing: list(self._nlp.pipe(missing)))
 
 
 def _split_glued_periods(doc: Doc) -> None:
