@@ -59,6 +59,39 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=int, default=None, metavar="N", help="passages read (default: settings, 5)")
     ask.add_argument("--generator", choices=["extractive", "llm"], default=None,
                      help="answerer (default: settings, extractive)")
+
+    chat = commands.add_parser("chat", parents=[common], help="interactive multi-turn questions with follow-ups",
+                               description="Ask questions one per line; follow-ups ('When was that?') are read "
+                               "against the session. Commands: /sources /reset /help /quit; Ctrl-D quits. "
+                               "With --json, each answer is one JSON line.")
+    chat.add_argument("--session", metavar="ID", default=None, help="resume a stored session")
+    chat.add_argument("-k", type=int, default=None, metavar="N", help="passages read (default: settings, 5)")
+    chat.add_argument("--generator", choices=["extractive", "llm"], default=None,
+                      help="answerer (default: settings, extractive)")
+
+    evaluate = commands.add_parser("eval", parents=[common], help="score a gold Q&A set against the index",
+                                   description="Scores a gold set (JSONL, chat JSONL or SQuAD JSON): SQuAD "
+                                   "EM/F1, refusals, retrieval, citations, latency; or compares two reports.")
+    evaluate.add_argument("gold", nargs="?", type=Path, metavar="GOLD", help="gold file (JSONL or SQuAD JSON)")
+    evaluate.add_argument("--corpus", type=Path, metavar="PATH",
+                          help="ingest these articles first (files, a folder, or a SQuAD JSON's contexts)")
+    evaluate.add_argument("--generator", choices=["extractive", "llm"], default=None,
+                          help="answerer (default: settings, extractive)")
+    evaluate.add_argument("--baseline", choices=["bm25", "dense", "first-sentence"], default=None,
+                          help="a floor: BM25-only or dense-only retrieval, or the top passage's first sentence")
+    evaluate.add_argument("-k", type=int, default=None, metavar="N", help="passages read (default: settings, 5)")
+    evaluate.add_argument("--limit", type=int, default=None, metavar="N", help="only N questions (conversations)")
+    evaluate.add_argument("--seed", type=int, default=None, metavar="S",
+                          help="with --limit: a seeded random sample instead of the first N")
+    evaluate.add_argument("--report", type=Path, metavar="DIR",
+                          help="write summary.json, per_question.jsonl and report.html here")
+    evaluate.add_argument("--compare", nargs=2, type=Path, metavar=("REPORT_A", "REPORT_B"),
+                          help="compare two report folders instead of evaluating")
+
+    serve = commands.add_parser("serve", parents=[common], help="the HTTP API and the web chat page")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default 1)")
     return parser
 
 
@@ -104,6 +137,29 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.k is not None and args.k < 1:
             raise UsageError(f"-k must be at least 1, got {args.k}")
         return commands.ask(settings, args.question, k=args.k, generator=args.generator, as_json=args.json)
+    if args.command == "chat":
+        if args.k is not None and args.k < 1:
+            raise UsageError(f"-k must be at least 1, got {args.k}")
+        from api.chat_repl import run_chat
+
+        return run_chat(settings, session_id=args.session, k=args.k, generator=args.generator, as_json=args.json)
+    if args.command == "eval":
+        if (args.gold is None) == (args.compare is None):
+            raise UsageError("give a GOLD file to evaluate, or --compare REPORT_A REPORT_B (not both)")
+        if args.compare is not None:
+            return commands.compare(args.compare[0], args.compare[1], as_json=args.json)
+        if (args.k is not None and args.k < 1) or (args.limit is not None and args.limit < 1):
+            raise UsageError(f"-k and --limit must be at least 1, got {args.k} and {args.limit}")
+        return commands.evaluate(settings, args.gold, corpus=args.corpus, generator=args.generator,
+                                 baseline=args.baseline, k=args.k, limit=args.limit, seed=args.seed,
+                                 report=args.report, as_json=args.json)
+    if args.command == "serve":
+        if args.workers < 1 or not 0 <= args.port <= 65535:
+            raise UsageError(f"--workers must be at least 1 and --port 0-65535, got {args.workers} and {args.port}")
+        from api.app import serve
+
+        serve(settings, host=args.host, port=args.port, workers=args.workers)
+        return EXIT_OK
     raise UsageError(f"unknown command {args.command!r}")
 
 

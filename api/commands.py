@@ -1,14 +1,15 @@
 """What each CLI command does: build components from settings, call them, print the result."""
 
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from api.cli import EXIT_OK, EXIT_USAGE, emit_json, wrap
 from api.settings import Settings
-from api.wiring import make_pipeline, make_retriever, open_store
+from api.wiring import make_answerer, make_pipeline, make_retriever, make_rewriter, open_store
 from index.chunking import Chunker
-from index.embedding import make_embedder
+from index.embedding import Embedder, make_embedder
 from index.ingest import Indexer
 from index.store import Store
 from qa.records import Answer
@@ -104,9 +105,12 @@ def ask(settings: Settings, question: str, *, k: int | None, generator: str | No
 
 def answer_json(answer: Answer) -> dict:
     """The answer object of the contract."""
-    return {"question": answer.question, "answer": answer.answer, "short_answer": answer.short_answer,
-            "refused": answer.refused, "confidence": answer.confidence, "answer_type": answer.answer_type,
-            "citations": [asdict(c) for c in answer.citations], "timings_ms": dict(answer.timings_ms)}
+    document = {"question": answer.question, "answer": answer.answer, "short_answer": answer.short_answer,
+                "refused": answer.refused, "confidence": answer.confidence, "answer_type": answer.answer_type,
+                "citations": [asdict(c) for c in answer.citations], "timings_ms": dict(answer.timings_ms)}
+    if answer.standalone_question is not None:  # chat turns: the follow-up as rewritten to stand alone
+        document["standalone_question"] = answer.standalone_question
+    return document
 
 
 def format_answer(answer: Answer) -> str:
@@ -118,3 +122,91 @@ def format_answer(answer: Answer) -> str:
         lines.append(f"[{c.n}] {c.title or c.doc_id}  ({c.doc_id}, chars {c.char_start}-{c.char_end})")
         lines.append(wrap(f"\u201c{c.quote}\u201d"))
     return "\n".join(lines).rstrip()
+
+
+def evaluate(settings: Settings, gold_path: Path, *, corpus: Path | None, generator: str | None,
+             baseline: str | None, k: int | None, limit: int | None, seed: int | None, report: Path | None,
+             as_json: bool) -> int:
+    """`citeqa eval GOLD`: optionally ingest a corpus, ask every gold question, print and write the scores."""
+    import datetime
+    import platform
+    import tempfile
+
+    import spacy
+
+    from qa.baselines import FirstSentenceAnswerer
+    from qa.chat import ChatPipeline, ChatStore
+    from qa.evaluation import Evaluator, PipelineChat, StorePassages
+    from qa.gold import load_gold, sample
+    from qa.pipeline import QAPipeline
+    from qa.report import format_summary, write_report
+
+    gold = load_gold(gold_path)
+    embedder = make_embedder(settings.embedding)
+    if corpus is not None and not _ingest_corpus(settings, embedder, corpus, progress=not as_json):
+        print(f"citeqa: error: nothing could be ingested from {corpus}", file=sys.stderr)
+        return EXIT_USAGE
+    store = open_store(settings, embedder)
+    if baseline in ("bm25", "dense"):
+        settings = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"mode": baseline})})
+    retriever = make_retriever(settings, store, embedder)
+    answerer = (FirstSentenceAnswerer(nlp=spacy.blank("en")) if baseline == "first-sentence"
+                else make_answerer(settings, embedder, generator))
+    pipeline = QAPipeline(retriever=retriever, answerer=answerer,
+                          max_question_chars=settings.answer.max_question_chars)
+    threshold = getattr(answerer, "refusal_threshold", None)
+    chat_dir = tempfile.TemporaryDirectory(prefix="citeqa-eval-chat-")  # eval sessions never reach the user's
+    chats = ChatPipeline(pipeline=pipeline, rewriter=make_rewriter(settings, generator),
+                         store=ChatStore(path=Path(chat_dir.name) / "chat.sqlite"),
+                         context_turns=settings.chat.context_turns) if gold.conversations else None
+    info = {"gold": str(gold_path), "format": gold.format, "index": str(settings.index.dir),
+            "generator": "first-sentence" if baseline == "first-sentence" else generator or settings.answer.generator,
+            "baseline": baseline, "retrieval_mode": settings.retrieval.mode, "limit": limit, "seed": seed,
+            "chat": "qa.chat.ChatPipeline (follow-ups rewritten against the earlier turns)" if chats else None,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores, Python "
+                       f"{platform.python_version()}"}
+    k = k or settings.retrieval.k
+    evaluator = Evaluator(pipeline=pipeline, passages=StorePassages(store), k=k,
+                          refusal_threshold=threshold, info=info,
+                          chat=(lambda: PipelineChat(chats=chats, k=k)) if chats else None)
+    with chat_dir:
+        result = evaluator.run(sample(gold.questions, limit=limit, seed=seed),
+                               sample(gold.conversations, limit=limit, seed=seed), progress=not as_json)
+    if report is not None:
+        for path in write_report(result, report):
+            print(f"citeqa: wrote {path}", file=sys.stderr)
+    if as_json:
+        emit_json({**result.summary, "per_question": [row.to_json() for row in result.rows]})
+    else:
+        print(format_summary(result.summary))
+    return EXIT_OK
+
+
+def _ingest_corpus(settings: Settings, embedder: Embedder, corpus: Path, *, progress: bool) -> bool:
+    """Ingest `eval --corpus` (unchanged articles are left alone); False when nothing could be read."""
+    from qa.gold import is_squad_json, load_gold
+
+    store = Store.open_or_create(settings.index.dir, model=embedder.name, dimension=embedder.dimension,
+                                 lock_timeout=settings.index.lock_timeout)
+    chunker = Chunker(max_tokens=settings.chunk.max_tokens, overlap_tokens=settings.chunk.overlap_tokens,
+                      token_spans=embedder.token_spans)
+    indexer = Indexer(store=store, embedder=embedder, chunker=chunker, commit_every=settings.index.commit_every)
+    # A SQuAD JSON file carries its own articles (one per context); anything else is read like `ingest`.
+    report = (indexer.ingest(load_gold(corpus).articles, progress=progress) if is_squad_json(corpus)
+              else indexer.ingest_paths([corpus], progress=progress))
+    for skipped in report.skipped:
+        print(f"citeqa: skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    return bool(report.documents)
+
+
+def compare(report_a: Path, report_b: Path, *, as_json: bool) -> int:
+    """`citeqa eval --compare A B`: metric deltas and the questions that got better or worse."""
+    from qa.report import compare_reports, format_comparison, load_report
+
+    comparison = compare_reports(load_report(report_a), load_report(report_b))
+    if as_json:
+        emit_json(comparison.to_json())
+    else:
+        print(format_comparison(comparison))
+    return EXIT_OK

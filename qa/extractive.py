@@ -118,9 +118,11 @@ class ExtractiveAnswerer:
             ValueError: the question is empty.
         """
         started = time.perf_counter()
-        analysis, choice, ranked = self._decide(question, passages)
+        stages: dict[str, float] = {}
+        analysis, choice, ranked = self._decide(question, passages, stages)
         if choice is None or choice.confidence < self._threshold:
-            result = self._refusal(analysis, ranked, choice.confidence if choice else 0.0)
+            result = replace(self._refusal(analysis, ranked, choice.confidence if choice else 0.0),
+                             candidate=choice.short_answer if choice else None)
         else:
             citation = _citation(1, choice.ranked, supports=True)
             result = Answer(
@@ -132,17 +134,29 @@ class ExtractiveAnswerer:
         return Answer(
             question=result.question, answer=result.answer, short_answer=result.short_answer,
             refused=result.refused, citations=result.citations, confidence=result.confidence,
-            answer_type=result.answer_type, timings_ms={"answer": round(elapsed, 2)},
+            answer_type=result.answer_type, timings_ms={**stages, "answer": round(elapsed, 2)},
+            candidate=result.candidate,
         )
 
-    def _decide(self, question: str, passages: Sequence[RetrievedPassage]
+    def _decide(self, question: str, passages: Sequence[RetrievedPassage], stages: dict[str, float]
                 ) -> tuple[QuestionAnalysis, _Choice | None, list[RankedSentence]]:
+        """The best choice; `stages` gets the milliseconds of each step (analyze … extract)."""
+        clock = [time.perf_counter()]
+
+        def lap(stage: str) -> None:
+            clock.append(time.perf_counter())
+            stages[stage] = round((clock[-1] - clock[-2]) * 1000, 2)
+
         analysis = self._questions.analyze(question)
+        lap("analyze")
         sentences = [s for p in passages for s in self._splitter.split(p)]
+        lap("split")
         ranked = self._ranker.rank(analysis, sentences)
+        lap("rank")
         best: _Choice | None = None
         shortlisted = ranked[: self._parse_top]
         docs = self._parser.parse_all([r.sentence.text for r in shortlisted])
+        lap("parse")
         for position, (candidate_sentence, doc) in enumerate(zip(shortlisted, docs, strict=True)):
             # The parse gives lemmas: "chose" now matches "choose", so support is measured again.
             keys = set(candidate_sentence.sentence.keys) | {term_key(t.lemma_) for t in doc if not t.is_punct}
@@ -165,6 +179,7 @@ class ExtractiveAnswerer:
                 if best is None or score > best.score:
                     best = _Choice(candidate_sentence, span, span.text, score,
                                    _confidence(candidate_sentence, span))
+        lap("extract")
         if best is not None:
             log.debug("%r: %s %r (confidence %.3f) from %s", question, analysis.answer_type.value,
                       best.short_answer, best.confidence, best.ranked.sentence.passage.passage_id)

@@ -1,12 +1,19 @@
-"""A small thread-safe least-recently-used cache for parses and embeddings that recur across questions."""
+"""A thread-safe least-recently-used cache for parses and embeddings that recur across questions.
+
+The eviction is cachetools' `LRUCache`; this adds the lock (cachetools' caches are not thread-safe) and
+the get-or-make calls the answerer uses, including a batch one, so that the missing values of several keys
+are made in one call (one spaCy `pipe`, one embedding batch).
+"""
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
+import cachetools
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+_MISSING = object()
 
 
 class LRUCache(Generic[K, V]):
@@ -15,51 +22,47 @@ class LRUCache(Generic[K, V]):
     def __init__(self, *, maxsize: int) -> None:
         if maxsize < 1:
             raise ValueError(f"maxsize must be at least 1, got {maxsize}")
-        self._maxsize = maxsize
-        self._items: OrderedDict[K, V] = OrderedDict()
+        self._items: cachetools.LRUCache[K, V] = cachetools.LRUCache(maxsize=maxsize)
         self._lock = threading.Lock()
 
     def get_or_make(self, key: K, make: Callable[[], V]) -> V:
         """The cached value for `key`, made (outside the lock) and stored when missing."""
         with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = make()
-        self.put(key, value)
-        return value
+            value = self._items.get(key, _MISSING)
+        if value is not _MISSING:
+            return value  # type: ignore[return-value]
+        made = make()
+        self.put(key, made)
+        return made
 
     def get_or_make_many(self, keys: Sequence[K], make_batch: Callable[[list[K]], Sequence[V]]) -> list[V]:
         """The cached values for `keys`, in order; the missing ones are made in one `make_batch` call."""
         found: dict[K, V] = {}
         missing: list[K] = []
-        for key in dict.fromkeys(keys):
-            cached = self.get(key)
-            if cached is None:
-                missing.append(key)
-            else:
-                found[key] = cached
+        with self._lock:
+            for key in dict.fromkeys(keys):
+                value = self._items.get(key, _MISSING)
+                if value is _MISSING:
+                    missing.append(key)
+                else:
+                    found[key] = value  # type: ignore[assignment]
         if missing:
-            for key, value in zip(missing, make_batch(missing), strict=True):
-                found[key] = value
-                self.put(key, value)
+            made = make_batch(missing)
+            with self._lock:
+                for key, value in zip(missing, made, strict=True):
+                    found[key] = value
+                    self._items[key] = value
         return [found[key] for key in keys]
 
     def get(self, key: K) -> V | None:
         """The cached value for `key`, or None."""
         with self._lock:
-            if key not in self._items:
-                return None
-            self._items.move_to_end(key)
-            return self._items[key]
+            return self._items.get(key)
 
     def put(self, key: K, value: V) -> None:
         """Store `value` under `key`, dropping the least recently used entry when full."""
         with self._lock:
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._maxsize:
-                self._items.popitem(last=False)
 
     def __len__(self) -> int:
         with self._lock:

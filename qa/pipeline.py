@@ -1,7 +1,7 @@
 """Question → retrieved passages → cited answer, with per-stage timings."""
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from index.records import PassageFilter
@@ -18,6 +18,14 @@ class Answerer(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TracedAnswer:
+    """An answer with the retrieved passages it was made from, best first."""
+
+    answer: Answer
+    passages: tuple[RetrievedPassage, ...]
+
+
 class QAPipeline:
     """Usage: QAPipeline(retriever=r, answerer=a).ask("Who is the Kremlin spokesman?")"""
 
@@ -30,6 +38,11 @@ class QAPipeline:
 
     def ask(self, question: str, *, k: int | None = None, filters: PassageFilter | None = None) -> Answer:
         """Answer one standalone question from the index."""
+        return self.ask_traced(question, k=k, filters=filters).answer
+
+    def ask_traced(self, question: str, *, k: int | None = None, filters: PassageFilter | None = None
+                   ) -> TracedAnswer:
+        """`ask`, also returning the passages the answerer read (what `citeqa eval` scores retrieval on)."""
         question = " ".join(question.split())
         if not question:
             raise BadQuestion("the question is empty")
@@ -42,7 +55,7 @@ class QAPipeline:
         done = time.perf_counter()
         timings = {**answer.timings_ms, "retrieve": _ms(retrieved - start), "answer": _ms(done - retrieved),
                    "total": _ms(done - start)}
-        return replace(answer, timings_ms=timings)
+        return TracedAnswer(answer=replace(answer, timings_ms=timings), passages=tuple(passages))
 
 
 def _ms(seconds: float) -> float:

@@ -116,6 +116,8 @@ _MONEY_NOUNS = frozenset({
 })
 _MONEY_VERBS = frozenset({"cost", "pay", "spend", "fund", "earn", "charge", "invest", "sell", "buy",
                           "lend", "owe", "donate", "raise", "borrow", "bid", "offer"})
+# Verbs whose object, asked with "what", is a sum of money.
+_PRICE_VERBS = frozenset({"cost", "pay", "spend", "charge", "earn", "fetch"})
 _CHANGE_WORDS = frozenset({"rise", "increase", "fall", "drop", "decline", "grow", "growth", "shrink",
                            "gain", "jump", "climb", "slump", "plunge", "soar", "reduce", "reduction",
                            "decrease", "contract", "expand"})
@@ -179,6 +181,7 @@ class QuestionAnalysis:
     negated: bool = False  # "Didn't …", "… not …"
     cause: bool = False  # "what caused …": the answer is a cause, not any noun phrase
     asks_action: bool = False  # "what did X do …": the answer is what X did (a verb phrase)
+    asks_age: bool = False  # "how old is X": the answer is an age ("47", "a 29-year-old")
     wh: str | None = None
     doc: Doc | None = field(default=None, compare=False, repr=False)  # the question's parse
 
@@ -236,7 +239,9 @@ def _analyze(doc: Doc) -> QuestionAnalysis:
     elif wh == "how":
         answer_type, labels, fallback, counted_token = _how_type(tokens, wh_index)
     else:  # what / which
-        if focus_token is None and _asks_for_cause(tokens, wh_index):
+        if focus_token is None and any(t.pos_ == "VERB" and t.lemma_.lower() in _PRICE_VERBS for t in tokens):
+            answer_type = AnswerType.MONEY  # "What did it cost to build …", "What did Tessaly pay for …"
+        elif focus_token is None and _asks_for_cause(tokens, wh_index):
             answer_type, cause = AnswerType.REASON, True
         elif focus_token is not None:
             answer_type = _focus_type(focus_token)
@@ -257,6 +262,7 @@ def _analyze(doc: Doc) -> QuestionAnalysis:
     return QuestionAnalysis(
         question=doc.text, answer_type=answer_type, labels=labels, fallback_labels=fallback, terms=terms,
         focus=focus, counted=counted, verbs=verbs, negated=negated, cause=cause, asks_action=asks_action, wh=wh,
+        asks_age=wh == "how" and lowered[(wh_index or 0) + 1: (wh_index or 0) + 2] == ["old"],
         doc=doc,
     )
 
@@ -287,6 +293,8 @@ def _head_of_noun_run(tokens: Sequence[Token], *, allow_determiner: bool = False
     """The last noun of the first run of modifiers and nouns ('shirt **number**', 'first **act**')."""
     last = None
     for i, token in enumerate(tokens):
+        if token.tag_ == "HYPH":
+            continue  # "the 73-year-old man"
         if token.pos_ in ("NOUN",) or (token.pos_ == "PROPN" and not _is_possessor(tokens, i)):
             last = token
             continue

@@ -48,3 +48,8 @@ class Answer:
     confidence: float = 0.0
     answer_type: str | None = None
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    # A refused answer's would-be short answer (its confidence is `confidence`), so `citeqa eval` can score
+    # lower refusal thresholds; None when answered or when the answerer had no candidate. Not in the contract.
+    candidate: str | None = None
+    # Chat: the question as rewritten to stand alone (== question when it already did); None outside chat.
+    standalone_question: str | None = None

@@ -110,6 +110,12 @@ def _entity_candidates(doc: Doc, question: QuestionAnalysis, matched: Sequence[T
                 fit *= 0.2
             else:
                 start, end = year.idx, year.idx + len(year.text)
+        elif question.asks_age:
+            age = _age(ent)
+            if age is None:
+                fit *= 0.1  # "how old": "the fourth quarter" is no age
+            else:
+                start, end = age.idx, age.idx + len(age.text)
         elif ent.label_ in ("DATE", "TIME"):
             fit *= _time_fit(ent, question.answer_type)
         if ent.label_ == "MONEY" and start > 0 and doc.text[start - 1] in _CURRENCY:
@@ -145,6 +151,18 @@ def _entity_candidates(doc: Doc, question: QuestionAnalysis, matched: Sequence[T
                 fit = 0.6 if token.pos_ == "PROPN" else 0.3
                 found.append(_candidate(doc, span.start_char, span.end_char, fit, token, matched, question, "chunk"))
     return found
+
+
+def _age(ent: Span) -> Token | None:
+    """The number of an age: "47" in "47", "a 29-year-old", "aged 64", "61 years old"; None if no age."""
+    numbers = [t for t in ent if t.text.isdigit()]
+    if len(numbers) != 1 or int(numbers[0].text) > 130:
+        return None
+    words = {t.lower_ for t in ent.doc[max(0, ent.start - 1): ent.end + 2]}
+    # spaCy labels a bare age ("Aldana, 47,", "She was 88") DATE or CARDINAL.
+    if len(ent) == 1 or words & {"old", "aged", "age"}:
+        return numbers[0]
+    return None
 
 
 def _time_fit(ent: Span, answer_type: AnswerType) -> float:

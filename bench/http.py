@@ -1,0 +1,259 @@
+"""HTTP overhead and worker scaling: `/v1/search` and `/v1/ask` over loopback against the same calls in process.
+
+What it measures, on the demo articles (examples/articles) indexed with the bundled MiniLM model, with the
+questions of examples/gold/demo.jsonl in a fixed order:
+
+* **in-process**: `Retriever.retrieve(q, k=5)` and `QAPipeline.ask(q)` on components built exactly as the
+  server builds them (`api.app.build_components`), called from C threads at once (C = concurrency).
+* **HTTP**: `GET /v1/search?q=…&k=5` and `POST /v1/ask` against a real `citeqa serve` (uvicorn) on
+  127.0.0.1, from C client threads, each with its own keep-alive connection (httpx).
+* **workers**: `/v1/ask` at concurrency 4 against `--workers 1` and `--workers 2`, each worker with one torch
+  thread (`CITEQA_EMBEDDING__THREADS=1`), so the second worker has a core of its own to use.
+
+Every cell sends `--requests` requests after `--warmup` untimed ones; throughput is requests over the wall
+time of the cell, latency p50/p95 over each request's own time. The ratio is in-process throughput over HTTP
+throughput at the same concurrency (1.0 = HTTP costs nothing; the target is <= 1.2 at concurrency 1).
+Two CPU-bound runs cannot share a 2-core machine: a cell during which other processes kept more than 0.2
+CPUs busy is flagged (needs psutil).
+
+Usage: .venv/bin/python bench/http.py [--requests 200] [--warmup 10] [--concurrency 1,4,16] [--json]
+Exit codes: 0 ok, 1 a run failed, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, this file's folder comes first on sys.path, where this file would shadow the standard
+# library's `http` package that httpx and uvicorn import. Drop the folder before anything imports them.
+_HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+BUSY_CPUS = 0.2
+
+
+@dataclass(frozen=True)
+class Cell:
+    mode: str  # "in-process" or "http" or "http-workers-N"
+    endpoint: str
+    concurrency: int
+    requests: int
+    seconds: float
+    per_second: float
+    p50_ms: float
+    p95_ms: float
+    others_cpu: float | None
+
+
+def questions() -> list[str]:
+    lines = (ROOT / "examples" / "gold" / "demo.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["question"] for line in lines if line.strip()]
+
+
+def others_cpu_meter() -> Callable[[], float | None]:
+    """Returns a function giving the CPUs other processes used on average since the meter was made."""
+    try:
+        import psutil
+    except ImportError:
+        return lambda: None
+    me = psutil.Process()
+    own = {me.pid, *(c.pid for c in me.children(recursive=True))}
+    start_total, start_own, started = psutil.cpu_times(), _own_cpu(psutil, own), time.monotonic()
+
+    def read() -> float:
+        total, mine = psutil.cpu_times(), _own_cpu(psutil, own)
+        busy = (total.user + total.system) - (start_total.user + start_total.system)
+        return max(0.0, (busy - (mine - start_own)) / max(time.monotonic() - started, 1e-9))
+
+    return read
+
+
+def _own_cpu(psutil: Any, pids: set[int]) -> float:
+    used = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            used += times.user + times.system + getattr(times, "children_user", 0) + getattr(times,
+                                                                                              "children_system", 0)
+        except psutil.Error:
+            pass
+    return used
+
+
+def run_cell(mode: str, endpoint: str, call: Callable[[str], None], concurrency: int, requests: int,
+             warmup: int, qs: list[str], server_pids: set[int] | None = None) -> Cell:
+    for q in qs[:warmup]:
+        call(q)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(requests))
+
+    def worker() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            started = time.perf_counter()
+            call(qs[i % len(qs)])
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+
+    meter = others_cpu_meter()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(worker) for _ in range(concurrency)]:
+            future.result()
+    seconds = time.perf_counter() - started
+    others = meter()
+    latencies.sort()
+    return Cell(mode=mode, endpoint=endpoint, concurrency=concurrency, requests=requests, seconds=round(seconds, 3),
+                per_second=round(requests / seconds, 2), p50_ms=round(statistics.median(latencies) * 1000, 1),
+                p95_ms=round(latencies[int(0.95 * (len(latencies) - 1))] * 1000, 1),
+                others_cpu=None if others is None else round(others, 2))
+
+
+def http_calls(base: str, concurrency: int) -> tuple[Callable[[str], None], Callable[[str], None], Callable[[], None]]:
+    import httpx
+
+    local = threading.local()
+
+    def client() -> httpx.Client:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=base, timeout=120)
+            clients.append(local.client)
+        return local.client
+
+    clients: list[httpx.Client] = []
+
+    def search(q: str) -> None:
+        client().get("/v1/search", params={"q": q, "k": 5}).raise_for_status()
+
+    def ask(q: str) -> None:
+        client().post("/v1/ask", json={"question": q}).raise_for_status()
+
+    def close() -> None:
+        for c in clients:
+            c.close()
+
+    return search, ask, close
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        levels = [int(x) for x in args.concurrency.split(",")]
+    except ValueError:
+        print(f"bench/http.py: --concurrency must be numbers joined by commas, got {args.concurrency!r}",
+              file=sys.stderr)
+        return 2
+    if args.requests < 1 or args.warmup < 0 or any(c < 1 for c in levels):
+        print("bench/http.py: --requests and every concurrency must be at least 1", file=sys.stderr)
+        return 2
+    for key in [k for k in os.environ if k.startswith("CITEQA_")]:
+        del os.environ[key]  # citeqa runs with its defaults here, whatever the caller's environment says
+
+    from api.app import build_components
+    from api.settings import Settings
+    from index.config import IndexSettings
+    from index.embedding import make_embedder
+    from tests.api.http_helpers import build_demo_index, running_server
+
+    qs = questions()
+    cells: list[Cell] = []
+    with tempfile.TemporaryDirectory(prefix="citeqa-bench-http-") as folder:
+        index_dir = Path(folder) / "index"
+        settings = Settings(index=IndexSettings(dir=index_dir))
+
+        build_demo_index(index_dir, make_embedder(settings.embedding))
+        components = build_components(settings)
+
+        def search_in(q: str) -> None:
+            components.retriever.retrieve(q, k=5)
+
+        def ask_in(q: str) -> None:
+            components.pipeline.ask(q)
+
+        for endpoint, call in (("search", search_in), ("ask", ask_in)):
+            for c in levels:
+                cells.append(run_cell("in-process", endpoint, call, c, args.requests, args.warmup, qs))
+                _progress(cells[-1])
+        components.store.close()
+
+        with running_server(index_dir, model=settings.embedding.model) as base:
+            for endpoint in ("search", "ask"):
+                for c in levels:
+                    search, ask, close = http_calls(base, c)
+                    cells.append(run_cell("http", endpoint, search if endpoint == "search" else ask, c,
+                                          args.requests, args.warmup, qs))
+                    close()
+                    _progress(cells[-1])
+
+        for workers in (1, 2):
+            with running_server(index_dir, model=settings.embedding.model, workers=workers,
+                                env={"CITEQA_EMBEDDING__THREADS": "1"}) as base:
+                _, ask, close = http_calls(base, 4)
+                cells.append(run_cell(f"http-workers-{workers}", "ask", ask, 4, args.requests, args.warmup, qs))
+                close()
+                _progress(cells[-1])
+
+    report = summarize(cells, levels)
+    if args.json:
+        print(json.dumps({"cells": [asdict(c) for c in cells], **report}, indent=2))
+    else:
+        print_table(cells, report)
+    return 0
+
+
+def summarize(cells: list[Cell], levels: list[int]) -> dict[str, Any]:
+    def find(mode: str, endpoint: str, c: int) -> Cell:
+        return next(x for x in cells if x.mode == mode and x.endpoint == endpoint and x.concurrency == c)
+
+    ratios = {f"{e}@{c}": round(find("in-process", e, c).per_second / find("http", e, c).per_second, 2)
+              for e in ("search", "ask") for c in levels}
+    scaling = round(find("http-workers-2", "ask", 4).per_second / find("http-workers-1", "ask", 4).per_second, 2)
+    return {"overhead_ratio": ratios, "workers_2_over_1": scaling}
+
+
+def _progress(cell: Cell) -> None:
+    print(f"  {cell.mode:<16} {cell.endpoint:<6} c={cell.concurrency:<3} {cell.per_second:>8.1f}/s "
+          f"p50 {cell.p50_ms:>7.1f} ms  p95 {cell.p95_ms:>7.1f} ms", file=sys.stderr)
+
+
+def print_table(cells: list[Cell], report: dict[str, Any]) -> None:
+    print("| mode | endpoint | concurrency | req/s | p50 ms | p95 ms | other processes' CPUs |")
+    print("|---|---|---|---|---|---|---|")
+    for c in cells:
+        flag = "" if c.others_cpu is None else f"{c.others_cpu}" + (" (busy)" if c.others_cpu > BUSY_CPUS else "")
+        print(f"| {c.mode} | {c.endpoint} | {c.concurrency} | {c.per_second} | {c.p50_ms} | {c.p95_ms} | {flag} |")
+    print()
+    print("in-process / HTTP throughput:", ", ".join(f"{k} {v}" for k, v in report["overhead_ratio"].items()))
+    print("2 workers / 1 worker (ask, concurrency 4, 1 torch thread each):", report["workers_2_over_1"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
