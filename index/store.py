@@ -240,31 +240,35 @@ class Store:
         return [SearchHit(passage=passages[vid], score=score) for vid, score in ranked]
 
     def _allowed_vids(self, filters: PassageFilter | None) -> np.ndarray | None:
-        """The passage ids a filter lets through, or None when it lets everything through."""
+        """The passage ids a filter lets through, or None when it lets everything through.
+
+        Documents are matched in Python, not in one SQL expression: a filter may name thousands of
+        documents or sources, more than SQLite's expression depth and variable limits allow.
+        """
         if filters is None or filters.is_empty:
             return None
-        clauses: list[str] = []
-        params: list[object] = []
-        if filters.doc_ids is not None:
-            clauses.append(f"d.doc_id IN ({','.join('?' * len(filters.doc_ids))})")
-            params.extend(filters.doc_ids)
-        if filters.published_from:
-            clauses.append("substr(d.published, 1, 10) >= ?")
-            params.append(filters.published_from[:10])
-        if filters.published_to:
-            clauses.append("substr(d.published, 1, 10) <= ?")
-            params.append(filters.published_to[:10])
-        if filters.sources is not None:
+        wanted = frozenset(filters.doc_ids) if filters.doc_ids is not None else None
+        sources = [s.rstrip("/") for s in filters.sources] if filters.sources is not None else None
+        doc_ids = []
+        for doc_id, source, published in self._conn.execute("SELECT doc_id, source, published FROM documents"):
+            if wanted is not None and doc_id not in wanted:
+                continue
+            day = (published or "")[:10]
+            if filters.published_from and (not day or day < filters.published_from[:10]):
+                continue
+            if filters.published_to and (not day or day > filters.published_to[:10]):
+                continue
             # A source matches itself, the files of a folder (`dir/…`) and the records of a file (`file:N`).
-            matches = []
-            for source in filters.sources:
-                prefix = source.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                matches.append("d.source = ? OR d.source LIKE ? ESCAPE '\\' OR d.source LIKE ? ESCAPE '\\'")
-                params.extend([source, prefix + "/%", prefix + ":%"])
-            clauses.append("(" + (" OR ".join(matches) or "0") + ")")
-        rows = self._conn.execute("SELECT p.vid FROM passages p JOIN documents d ON d.doc_id = p.doc_id WHERE "
-                                  + " AND ".join(clauses), params).fetchall()
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            if sources is not None and not any(
+                    source == s or source.startswith((s + "/", s + ":")) for s in sources):
+                continue
+            doc_ids.append(doc_id)
+        vids: list[int] = []
+        for start in range(0, len(doc_ids), 500):
+            batch = doc_ids[start:start + 500]
+            vids.extend(r[0] for r in self._conn.execute(
+                f"SELECT vid FROM passages WHERE doc_id IN ({','.join('?' * len(batch))})", batch))
+        return np.array(sorted(vids), dtype=np.int64)
 
     def list_documents(self) -> list[DocumentSummary]:
         """Every document, sorted by id, each checked against its checksum as `get_document` does."""

@@ -58,6 +58,10 @@ def test_fusion_is_reciprocal_rank(demo_store: Store, minilm) -> None:
     (PassageFilter(sources=[str(ARTICLES)]), None),
     (PassageFilter(sources=[str(ARTICLES)[:-3]]), set()),
     (PassageFilter(doc_ids=[]), set()),
+    # More names than SQLite's variable limit and expression depth allow in one statement.
+    (PassageFilter(doc_ids=[f"nope-{i}" for i in range(40_000)] + ["file:council-budget"]), {"file:council-budget"}),
+    (PassageFilter(sources=[f"/nowhere/{i}" for i in range(5_000)] + [str(ARTICLES / "wire.jsonl")]),
+     {"wire-2026-05-northmoor-election", "wire-2026-06-saltmere-port-strike"}),
 ])
 def test_filters_apply_to_both_rankers(demo_store: Store, minilm, filters: PassageFilter, allowed) -> None:
     for mode in ("dense", "bm25", "hybrid"):
