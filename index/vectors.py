@@ -74,6 +74,9 @@ class FlatIndex:
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
             params = faiss.SearchParameters()
             params.sel = selector
+        # One OpenMP thread: a query or two scans 10k-1M vectors in a few ms, and spinning up the team costs
+        # more than it saves — on a busy machine ~20x more (bench/ask.py). Applies to the calling thread.
+        faiss.omp_set_num_threads(1)
         scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
         del selector
         return scores, ids

@@ -16,7 +16,7 @@ throughput at the same concurrency (1.0 = HTTP costs nothing; the target is <= 1
 Two CPU-bound runs cannot share a 2-core machine: a cell during which other processes kept more than 0.2
 CPUs busy is flagged (needs psutil).
 
-Usage: .venv/bin/python bench/http.py [--requests 200] [--warmup 10] [--concurrency 1,4,16] [--json]
+Usage: .venv/bin/python bench/http_load.py [--requests 200] [--warmup 10] [--concurrency 1,4,16] [--json]
 Exit codes: 0 ok, 1 a run failed, 2 bad arguments.
 """
 
@@ -168,11 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         levels = [int(x) for x in args.concurrency.split(",")]
     except ValueError:
-        print(f"bench/http.py: --concurrency must be numbers joined by commas, got {args.concurrency!r}",
+        print(f"bench/http_load.py: --concurrency must be numbers joined by commas, got {args.concurrency!r}",
               file=sys.stderr)
         return 2
     if args.requests < 1 or args.warmup < 0 or any(c < 1 for c in levels):
-        print("bench/http.py: --requests and every concurrency must be at least 1", file=sys.stderr)
+        print("bench/http_load.py: --requests and every concurrency must be at least 1", file=sys.stderr)
         return 2
     for key in [k for k in os.environ if k.startswith("CITEQA_")]:
         del os.environ[key]  # citeqa runs with its defaults here, whatever the caller's environment says
