@@ -1,19 +1,20 @@
 """Match keys for words: a question word and a sentence word match when their keys are equal.
 
-`term_key("operates") == term_key("operator") == "oper"`, `term_key("cables") == term_key("cable")`,
-`term_key("1,200") == "1200"`. The key is the Snowball English stem (PyStemmer, the stemmer the BM25 index
-uses too): it needs no tagger, so every sentence of every retrieved passage can be keyed in microseconds,
-and the same function keys both sides. Irregular forms never match ("paid"/"pay"); the embedding
-similarity covers that.
+`term_key("Managed") == term_key("manager") == "manag"`, `term_key("cables") == term_key("cable")`,
+`term_key("1,200") == "1200"`. The key is a crude suffix-stripping stem: it needs no tagger, so every
+sentence of every retrieved passage can be keyed in microseconds, and the same function keys both sides.
+It over- and under-stems now and then (irregular verbs never match); the embedding similarity covers that.
+Snowball (PyStemmer, which the BM25 index uses) was tried in its place: no better on the demo and held-out
+gold sets, and its more eager stems ("replacement" == "replaced") let a question the articles do not
+answer through ("Who designed the replacement cables?").
 """
 
-import functools
 import re
 
-import Stemmer
 from spacy.lang.en.stop_words import STOP_WORDS
 
-_STEMMER = Stemmer.Stemmer("english")
+# Longest first; a suffix is stripped only when at least three letters stay.
+_SUFFIXES = ("ingly", "edly", "ings", "ies", "ied", "ing", "ers", "ed", "er", "es", "ly", "s")
 _DIGITS = re.compile(r"^[\d.,]*\d[\d.,]*$")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 
@@ -37,14 +38,19 @@ def term_key(word: str) -> str:
     w = w.strip("'\".")
     if _DIGITS.match(w):
         return w.replace(",", "")
-    if not w.isalpha():
+    if len(w) <= 3 or not w.isalpha():
         return w
-    return _stem(w)
-
-
-@functools.lru_cache(maxsize=65536)
-def _stem(word: str) -> str:
-    return _STEMMER.stemWord(word)
+    for suffix in _SUFFIXES:
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            w = w[: -len(suffix)]
+            if suffix in ("ies", "ied"):
+                w += "y"
+            break
+    if len(w) > 3 and w.endswith("e"):
+        w = w[:-1]
+    if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiousl":
+        w = w[:-1]
+    return w
 
 
 def is_light(word: str) -> bool:
