@@ -9,10 +9,7 @@ can serve one index on disk, and each picks up the others' commits on its next r
 import copy
 import logging
 import os
-import threading
 import time
-import uuid
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,9 +19,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
+from api.middleware import BodyLimit, RateLimit, RequestLog, RequestTimeout
 from api.routes import ask, chat, documents, openai, search
 from api.routes.deps import Components
 from api.settings import Settings
@@ -38,7 +35,6 @@ from qa.pipeline import QAPipeline
 log = logging.getLogger("citeqa.http")
 
 STATIC = Path(__file__).resolve().parent / "static"
-_REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
 def build_components(settings: Settings) -> Components:
@@ -102,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(RequestTimeout, seconds=settings.http.request_timeout_s)
     app.add_middleware(RateLimit, per_minute=settings.http.rate_limit)
     app.add_middleware(BodyLimit, max_bytes=settings.http.max_body_bytes)
     app.add_middleware(RequestLog)
@@ -111,100 +108,6 @@ def create_app(settings: Settings) -> FastAPI:
 def app_from_env() -> FastAPI:
     """The app with settings from the environment (uvicorn's `--factory` entry, one per worker)."""
     return create_app(Settings())
-
-
-class RequestLog:
-    """An `X-Request-ID` on every response (the client's own if it sent a sane one) and one log line per request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if 0 < len(given) <= 64 and set(given) <= _REQUEST_ID_OK else uuid.uuid4().hex
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            log.info("request_id=%s method=%s path=%s status=%d ms=%.1f", request_id, scope["method"],
-                     scope["path"], status, (time.perf_counter() - started) * 1000)
-
-
-class BodyLimit:
-    """413 for a body over the limit, whether it declares its length or streams it in chunks."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            response = errors.error_response(413, "request_too_large",
-                                             f"the request body is larger than {self.max_bytes} bytes")
-            await response(scope, receive, send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise errors.ApiError(413, "request_too_large",
-                                          f"the request body is larger than {self.max_bytes} bytes")
-            return message
-
-        await self.app(scope, counted, send)
-
-
-class RateLimit:
-    """At most `per_minute` requests per client address to /v1 in any 60 s window (429 with Retry-After)."""
-
-    def __init__(self, app: ASGIApp, *, per_minute: int) -> None:
-        self.app = app
-        self.per_minute = per_minute
-        self._seen: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.per_minute or not scope["path"].startswith("/v1/"):
-            await self.app(scope, receive, send)
-            return
-        client = (scope.get("client") or ("unknown", 0))[0]
-        now = time.monotonic()
-        with self._lock:
-            times = self._seen.setdefault(client, deque())
-            while times and now - times[0] >= 60:
-                times.popleft()
-            wait = 60 - (now - times[0]) if len(times) >= self.per_minute else 0.0
-            if not wait:
-                times.append(now)
-            if len(self._seen) > 10_000:  # forget idle clients so the table cannot grow without bound
-                for key in [k for k, v in self._seen.items() if not v or now - v[-1] >= 60]:
-                    del self._seen[key]
-        if wait:
-            response = errors.error_response(429, "rate_limited", f"more than {self.per_minute} requests a minute",
-                                             headers={"Retry-After": str(max(1, round(wait)))})
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:

@@ -20,6 +20,8 @@ class HttpSettings(BaseModel):
     max_top_k: int = Field(default=20, ge=1, le=100, description="Largest `top_k`/`k` a request may ask for.")
     auth_reads: bool = Field(default=False, description="Require the API key on read routes too.")
     rate_limit: int = Field(default=600, ge=0, description="Requests per minute per client on /v1 (0 = no limit).")
+    request_timeout_s: float = Field(default=60.0, ge=0, description="504 when no response has started by then "
+                                     "(0 = no limit).")
 
 
 class Settings(BaseSettings):
