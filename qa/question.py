@@ -239,8 +239,8 @@ def _analyze(doc: Doc) -> QuestionAnalysis:
     elif wh == "how":
         answer_type, labels, fallback, counted_token = _how_type(tokens, wh_index)
     else:  # what / which
-        if focus_token is None and any(t.pos_ == "VERB" and t.lemma_.lower() in _PRICE_VERBS for t in tokens):
-            answer_type = AnswerType.MONEY  # "What did it cost to build …", "What did Tessaly pay for …"
+        if focus_token is None and _asks_price(tokens, wh_index):
+            answer_type = AnswerType.MONEY  # "What did it cost to build …", "What did Tessaly pay to buy …"
         elif focus_token is None and _asks_for_cause(tokens, wh_index):
             answer_type, cause = AnswerType.REASON, True
         elif focus_token is not None:
@@ -310,6 +310,15 @@ def _head_of_noun_run(tokens: Sequence[Token], *, allow_determiner: bool = False
 
 def _is_possessor(tokens: Sequence[Token], i: int) -> bool:
     return i + 1 < len(tokens) and tokens[i + 1].tag_ == "POS"
+
+
+def _asks_price(tokens: Sequence[Token], wh_index: int) -> bool:
+    """'What did it cost …', 'What does a driver earn?'; not 'What will the grant pay for?' (a thing paid for)."""
+    if tokens[wh_index].dep_ == "pobj":
+        return False
+    # The small model sometimes tags the verb a noun ("What does a driver *earn*?"); it is still the root.
+    return any((t.pos_ == "VERB" or t.dep_ == "ROOT") and t.lemma_.lower() in _PRICE_VERBS
+               and not any(c.dep_ == "prep" and not list(c.children) for c in t.children) for t in tokens)
 
 
 def _asks_for_cause(tokens: Sequence[Token], wh_index: int) -> bool:

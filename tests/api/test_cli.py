@@ -177,8 +177,13 @@ def test_ask_bad_input(capsys, index_dir: Path, monkeypatch) -> None:
     assert code == 2 and err.strip() == "citeqa: error: the question is empty"
     code, _, err = run(capsys, "ask", "x" * 1001, "--index", str(index_dir))
     assert code == 2 and "longer than 1000 characters" in err
-    code, _, err = run(capsys, "ask", "Who?", "--generator", "llm", "--index", str(index_dir))
-    assert code == 2 and "llm generator is not available" in err
+    # An OpenAI-compatible server that is not there: one clear line, not a hang or a traceback.
+    monkeypatch.setenv("CITEQA_LLM__PROVIDER", "openai")
+    monkeypatch.setenv("CITEQA_LLM__BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("CITEQA_LLM__MAX_RETRIES", "0")
+    code, _, err = run(capsys, "ask", "Who approved the budget?", "--generator", "llm", "--index", str(index_dir))
+    assert code == 2 and "cannot reach the language model server http://127.0.0.1:9/v1" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_an_index_inside_the_ingested_folder_is_not_read(capsys, tmp_path: Path, monkeypatch) -> None:

@@ -17,6 +17,13 @@ def analyzer(nlp) -> QuestionAnalyzer:
     ("Whose proposal won the vote?", AnswerType.PERSON),
     ("Which candidate did Amara Kessling beat for governor?", AnswerType.PERSON),
     ("Which company operates the container terminal?", AnswerType.ORGANIZATION),
+    ("What was the name of the 73-year-old man who died?", AnswerType.PERSON),
+    # what + a verb of price: the sum, unless a preposition asks for the thing paid for
+    ("What did it cost to build the flood wall?", AnswerType.MONEY),
+    ("What did Tessaly Foods pay to buy Greenrow?", AnswerType.MONEY),
+    ("What does a newly qualified driver earn?", AnswerType.MONEY),
+    ("What will the grant pay for?", AnswerType.NOUN_PHRASE),
+    ("What did the city spend the money on?", AnswerType.NOUN_PHRASE),
     ("What party does the mayor belong to?", AnswerType.ORGANIZATION),
     ("Which club did the striker leave?", AnswerType.ORGANIZATION),
     ("Which firm audited the accounts?", AnswerType.ORGANIZATION),
@@ -118,3 +125,8 @@ def test_empty_question_is_rejected(analyzer: QuestionAnalyzer) -> None:
 def test_analyzer_checks_its_pipeline() -> None:
     with pytest.raises(TypeError, match="spaCy Language, got str"):
         QuestionAnalyzer(nlp="en_core_web_sm")  # type: ignore[arg-type]
+
+
+def test_how_old_asks_for_an_age(analyzer) -> None:
+    assert analyzer.analyze("How old is the coach?").asks_age
+    assert not analyzer.analyze("How long is the bridge?").asks_age
