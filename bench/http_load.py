@@ -8,7 +8,9 @@ questions of examples/gold/demo.jsonl in a fixed order:
 * **HTTP**: `GET /v1/search?q=…&k=5` and `POST /v1/ask` against a real `citeqa serve` (uvicorn) on
   127.0.0.1, from C client threads, each with its own keep-alive connection (httpx).
 * **workers**: `/v1/ask` at concurrency 4 against `--workers 1` and `--workers 2`, each worker with one torch
-  thread (`CITEQA_EMBEDDING__THREADS=1`), so the second worker has a core of its own to use.
+  thread (`CITEQA_EMBEDDING__THREADS=1`), so the second worker has a core of its own to use; and, when `wrk`
+  is installed, the same driven by wrk with 16 connections, with the CPUs the server processes used (the
+  Python client above needs a core of its own, which a 2-core machine does not have to spare).
 
 Every cell first asks every question `--warmup` times (untimed, at the cell's concurrency), so that each
 server worker's caches (parsed questions, sentence vectors) are as warm as the in-process components', and
@@ -27,7 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -183,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
     qs = questions()
     cells: list[Cell] = []
+    wrk_cells: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="citeqa-bench-http-") as folder:
         index_dir = Path(folder) / "index"
         settings = Settings(index=IndexSettings(dir=index_dir))
@@ -218,13 +223,48 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(run_cell(f"http-workers-{workers}", "ask", ask, 4, args.requests, args.warmup, qs))
                 close()
                 _progress(cells[-1])
+                if shutil.which("wrk"):
+                    wrk_cells.append(wrk_ask(base, qs, workers=workers))
+                    print(f"  wrk workers={workers}: {wrk_cells[-1]}", file=sys.stderr)
 
     report = summarize(cells, levels)
+    if len(wrk_cells) == 2:
+        report["wrk_ask"] = wrk_cells
+        report["wrk_workers_2_over_1"] = round(wrk_cells[1]["per_second"] / wrk_cells[0]["per_second"], 2)
     if args.json:
         print(json.dumps({"cells": [asdict(c) for c in cells], **report}, indent=2))
     else:
         print_table(cells, report)
     return 0
+
+
+def wrk_ask(base: str, qs: list[str], *, workers: int, seconds: int = 20, connections: int = 16) -> dict[str, float]:
+    """`/v1/ask` driven by wrk (C, a fraction of a core), so the load generator does not eat the cores the
+    workers need; 16 connections so that keep-alive spreads them over every worker. Returns requests/s and
+    the CPUs the server processes used, after an untimed 15 s warm-up.
+    """
+    import psutil
+
+    bodies = ",".join("[[" + json.dumps({"question": q}) + "]]" for q in qs)
+    script = (f"local bodies = {{{bodies}}}\nlocal i = 0\nrequest = function()\n  i = i + 1\n"
+              '  return wrk.format("POST", "/v1/ask", {["Content-Type"] = "application/json"}, '
+              "bodies[(i % #bodies) + 1])\nend\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    command = ["wrk", "-t2", f"-c{connections}", "-s", handle.name, base]
+    subprocess.run([*command[:1], "-d15s", *command[1:]], capture_output=True, check=True)
+    port = base.rsplit(":", 1)[1]
+    top = next(p for p in psutil.process_iter(["cmdline"])
+               if "serve" in (p.info["cmdline"] or []) and port in (p.info["cmdline"] or []))
+    servers = [top, *top.children(recursive=True)]
+    cpu_before, started = sum(sum(p.cpu_times()[:2]) for p in servers), time.perf_counter()
+    out = subprocess.run([*command[:1], f"-d{seconds}s", *command[1:]], capture_output=True, text=True,
+                         check=True).stdout
+    elapsed = time.perf_counter() - started
+    cpus = (sum(sum(p.cpu_times()[:2]) for p in servers) - cpu_before) / elapsed
+    os.unlink(handle.name)
+    rate = float(next(line for line in out.splitlines() if line.startswith("Requests/sec")).split()[-1])
+    return {"workers": workers, "per_second": rate, "server_cpus": round(cpus, 2)}
 
 
 def summarize(cells: list[Cell], levels: list[int]) -> dict[str, Any]:
@@ -251,6 +291,13 @@ def print_table(cells: list[Cell], report: dict[str, Any]) -> None:
     print()
     print("in-process / HTTP throughput:", ", ".join(f"{k} {v}" for k, v in report["overhead_ratio"].items()))
     print("2 workers / 1 worker (ask, concurrency 4, 1 torch thread each):", report["workers_2_over_1"])
+    if "wrk_ask" in report:
+        for cell in report["wrk_ask"]:
+            print(f"wrk /v1/ask, 16 connections, --workers {cell['workers']}: {cell['per_second']} req/s, "
+                  f"server processes used {cell['server_cpus']} CPUs")
+        print("wrk: 2 workers / 1 worker:", report["wrk_workers_2_over_1"])
+    else:
+        print("wrk is not installed (apt-get install wrk): the worker comparison above is bounded by the Python client")
 
 
 if __name__ == "__main__":
