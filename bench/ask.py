@@ -49,11 +49,11 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import StageClock, busy_cpu_seconds, group
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -81,19 +81,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def dataset_files() -> list[Path]:
     return [d / name for d in (SQUAD2, SQUAD1, HOTPOT) for name in ("corpus.jsonl", "qa.jsonl")]
-
-
-def group(items: list[str], rng: random.Random, low: int, high: int) -> list[list[str]]:
-    """Consecutive groups of `low`-`high` items; a short tail joins the group before it."""
-    groups: list[list[str]] = []
-    start = 0
-    while start < len(items):
-        size = rng.randint(low, high)
-        groups.append(items[start:start + size])
-        start += size
-    if len(groups) > 1 and len(groups[-1]) < low:
-        groups[-2].extend(groups.pop())
-    return groups
 
 
 def iter_records() -> Any:
@@ -190,29 +177,6 @@ def sample_questions(count: int, seed: int) -> tuple[list[dict[str, str]], dict[
 # ----- the three rows --------------------------------------------------------------------------------
 
 
-@dataclass
-class StageClock:
-    """Seconds spent inside wrapped calls, by stage, for the current question."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def wrap(self, owner: Any, name: str, stage: str) -> None:
-        """Replace `owner.name` (a bound method) by a timed one on this instance only."""
-        function = getattr(owner, name)
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
-        setattr(owner, name, timed)
-
-    def take(self) -> dict[str, float]:
-        seconds, self.seconds = self.seconds, {}
-        return seconds
-
-
 def vectors_file(index_dir: Path) -> Path:
     """The FAISS snapshot the index's manifest names (read-only look at its SQLite)."""
     with sqlite3.connect(f"file:{index_dir / 'index.sqlite'}?mode=ro", uri=True) as conn:
@@ -283,15 +247,6 @@ class Rows:
 # ----- measuring and summarising ---------------------------------------------------------------------
 
 ROW_NAMES = ("floor", "search", "ask")
-
-
-def busy_cpu_seconds() -> float | None:
-    try:
-        import psutil
-    except ImportError:
-        return None
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def own_cpu_seconds() -> float:

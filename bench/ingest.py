@@ -45,9 +45,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from common import StageClock, busy_cpu_seconds, group
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT.parent / "shared" / "datasets" / "squad_v2_dev" / "corpus.jsonl"
@@ -63,28 +65,15 @@ sys.path.insert(0, str(ROOT))  # citeqa's packages, also when it is not installe
 # ----- corpus ---------------------------------------------------------------------------------------
 
 
-def group_paragraphs(paragraphs: list[str], rng: random.Random) -> list[list[str]]:
-    """Consecutive groups of 3-6 paragraphs; a short tail joins the group before it."""
-    groups: list[list[str]] = []
-    start = 0
-    while start < len(paragraphs):
-        size = rng.randint(MIN_PARAGRAPHS, MAX_PARAGRAPHS)
-        groups.append(paragraphs[start:start + size])
-        start += size
-    if len(groups) > 1 and len(groups[-1]) < MIN_PARAGRAPHS:
-        groups[-2].extend(groups.pop())
-    return groups
-
-
 def iter_records(documents: list[dict[str, Any]]) -> Iterator[dict[str, str]]:
     """Article-sized records, pass after pass over the documents, each pass grouped differently."""
     for number in range(1, 10_000):
         rng = random.Random(SEED + number)
         for doc in documents:
             paragraphs = [p for p in doc["text"].split("\n\n") if p.strip()]
-            for part, group in enumerate(group_paragraphs(paragraphs, rng), start=1):
+            for part, paras in enumerate(group(paragraphs, rng, MIN_PARAGRAPHS, MAX_PARAGRAPHS), start=1):
                 yield {"doc_id": f"squad{number}-{doc['doc_id']}-{part:03d}", "title": doc["title"],
-                       "text": "\n\n".join(group)}
+                       "text": "\n\n".join(paras)}
 
 
 @dataclass(frozen=True)
@@ -179,35 +168,6 @@ def child_floor(texts_file: Path, *, threads: int, batch_size: int) -> dict[str,
             "torch_threads": torch.get_num_threads(), "texts_sha256": texts_digest(texts)}
 
 
-@dataclass
-class StageClock:
-    """Seconds spent inside wrapped calls, by stage."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def wrap(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
-        return timed
-
-    def iterate(self, stage: str, items: Iterable[Any]) -> Iterator[Any]:
-        """Yield from `items`, counting the time spent producing each one."""
-        iterator = iter(items)
-        while True:
-            start = time.perf_counter()
-            try:
-                item = next(iterator)
-            except StopIteration:
-                return
-            finally:
-                self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
-            yield item
-
-
 class Timed:
     """Forwards every attribute to `target`, except the methods given, which replace its own."""
 
@@ -250,11 +210,11 @@ def child_inprocess(corpus_dir: Path, index_dir: Path, texts_file: Path, *,
         return embedder.embed(texts, **kwargs)
 
     chunker = Chunker(max_tokens=settings.chunk.max_tokens, overlap_tokens=settings.chunk.overlap_tokens,
-                      token_spans=clock.wrap("tokenize", embedder.token_spans))
-    timed_store: Any = Timed(store, commit=clock.wrap("commit", store.commit),
-                             document_states=clock.wrap("document_states", store.document_states))
-    timed_embedder: Any = Timed(embedder, embed=clock.wrap("embed", embed))
-    timed_chunker: Any = Timed(chunker, chunk=clock.wrap("chunk", chunker.chunk))
+                      token_spans=clock.timed("tokenize", embedder.token_spans))
+    timed_store: Any = Timed(store, commit=clock.timed("commit", store.commit),
+                             document_states=clock.timed("document_states", store.document_states))
+    timed_embedder: Any = Timed(embedder, embed=clock.timed("embed", embed))
+    timed_chunker: Any = Timed(chunker, chunk=clock.timed("chunk", chunker.chunk))
     indexer = Indexer(store=timed_store, embedder=timed_embedder, chunker=timed_chunker,
                       commit_every=settings.index.commit_every)
     profiler = cProfile.Profile() if profile else None
@@ -291,16 +251,6 @@ class Finished:
     peak_rss_mib: float
     foreign_cpus: float | None  # CPUs other processes kept busy meanwhile (needs psutil)
     stdout: str
-
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy, or None without psutil."""
-    try:
-        import psutil
-    except ImportError:
-        return None
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def run_child(command: list[str], env: dict[str, str]) -> Finished:
