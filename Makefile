@@ -67,6 +67,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/ingest.py --repeat 3
 	$(BIN)/python bench/ask.py
+	$(BIN)/python bench/http_load.py
 
 clean:
 	rm -rf $(VENV) .citeqa .pytest_cache .ruff_cache .mypy_cache .hypothesis
