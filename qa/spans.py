@@ -15,9 +15,10 @@ Usage: SpanExtractor().candidates(doc, analysis) -> [SpanCandidate, …] (char o
   as a result of*, the agent of *caused by / started by*, the subject of *X caused Y*; purpose clauses
   (*in order to …*) as a weak fall-back.
 
-A span that only repeats the question is never offered, one that repeats a name of the question fits
-less, and spans drop a relative clause, an appositive or an example list ("such as …") hanging off their
-end, and punctuation at their edges (but not a "%" or a closing quote whose opening one is inside).
+For a person, organisation or place, a phrase that names nothing (no proper noun: "most valuable player",
+"her home") is never offered. A span that only repeats the question is never offered, one that repeats a
+name of the question fits less, and spans drop a relative clause, an appositive or an example list
+("such as …") hanging off their end, and punctuation at their edges (but not a "%" or a closing quote whose opening one is inside).
 Each candidate carries `fit` (how well its kind matches the question, in [0, 1]) and `closeness` (how
 near it sits, in the dependency tree, to the words it shares with the question, in [0, 1]).
 """
@@ -137,7 +138,8 @@ def _entity_candidates(doc: Doc, question: QuestionAnalysis, matched: Sequence[T
         for token in doc:
             if question.focus in _keys(token) and token.pos_ in ("NOUN", "PROPN") and token.dep_ != "compound":
                 span = _phrase_span(token, drop=_PHRASE_DROP | {"prep", "acl", "det", "poss"})
-                if span is not None and len(span) > 1 and not _said_by_question(span, question):
+                if span is not None and len(span) > 1 and _names_something(span) \
+                        and not _said_by_question(span, question):
                     found.append(_candidate(doc, span.start_char, span.end_char, 0.75, token, matched, question,
                                             "phrase"))
     if question.answer_type is AnswerType.PLACE:
@@ -146,7 +148,7 @@ def _entity_candidates(doc: Doc, question: QuestionAnalysis, matched: Sequence[T
                     and token.pos_ in ("PROPN", "NOUN") \
                     and token.ent_type_ not in ("DATE", "TIME", "MONEY", "PERCENT", "CARDINAL", "QUANTITY"):
                 span = _phrase_span(token, drop=_PHRASE_DROP | {"conj", "prep"})
-                if span is None or _said_by_question(span, question):
+                if span is None or not _names_something(span) or _said_by_question(span, question):
                     continue
                 fit = 0.6 if token.pos_ == "PROPN" else 0.3
                 found.append(_candidate(doc, span.start_char, span.end_char, fit, token, matched, question, "chunk"))
@@ -163,6 +165,11 @@ def _age(ent: Span) -> Token | None:
     if len(ent) == 1 or words & {"old", "aged", "age"}:
         return numbers[0]
     return None
+
+
+def _names_something(span: Span) -> bool:
+    """A person, organisation or place is named: "the Mongol tribes" is, "most valuable player" or "her home" not."""
+    return any(t.pos_ == "PROPN" or (t.is_title and not t.is_sent_start) for t in span)
 
 
 def _time_fit(ent: Span, answer_type: AnswerType) -> float:

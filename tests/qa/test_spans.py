@@ -80,3 +80,18 @@ def test_candidate_offsets_index_the_sentence(nlp) -> None:
     candidates = SpanExtractor().candidates(doc, analysis)
     assert candidates and all(doc.text[c.start:c.end] == c.text for c in candidates)
     assert all(0.0 <= c.fit <= 1.0 and 0.0 <= c.closeness <= 1.0 for c in candidates)
+
+
+@pytest.mark.parametrize(("question", "text", "kept", "dropped"), [
+    ("Which player was named the best of the finals?",
+     "Vera Holm, a 29-year-old guard from Oslo, was named the best player of the finals.", None, "the best player"),
+    ("In which city did the architect die?", "The architect died at her home on Saturday.", None, "her home"),
+    ("Which tribes settled the valley?", "The valley was settled by the Mongol and Turkic tribes.",
+     "Mongol and Turkic tribes", None),
+])
+def test_a_person_place_or_organisation_must_be_named(nlp, question, text, kept, dropped) -> None:
+    texts = [c.text for c in SpanExtractor().candidates(nlp(text), QuestionAnalyzer(nlp=nlp).analyze(question))]
+    if kept is not None:
+        assert kept in texts
+    if dropped is not None:
+        assert dropped not in texts
