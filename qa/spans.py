@@ -18,7 +18,8 @@ Usage: SpanExtractor().candidates(doc, analysis) -> [SpanCandidate, …] (char o
 For a person, organisation or place, a phrase that names nothing (no proper noun: "most valuable player",
 "her home") is never offered. A span that only repeats the question is never offered, one that repeats a
 name of the question fits less, and spans drop a relative clause, an appositive or an example list
-("such as …") hanging off their end, and punctuation at their edges (but not a "%" or a closing quote whose opening one is inside).
+("such as …") hanging off their end, and punctuation at their edges (but not a "%" or a closing quote
+whose opening one is inside).
 Each candidate carries `fit` (how well its kind matches the question, in [0, 1]) and `closeness` (how
 near it sits, in the dependency tree, to the words it shares with the question, in [0, 1]).
 """
@@ -118,7 +119,7 @@ def _entity_candidates(doc: Doc, question: QuestionAnalysis, matched: Sequence[T
             else:
                 start, end = age.idx, age.idx + len(age.text)
         elif ent.label_ in ("DATE", "TIME"):
-            fit *= _time_fit(ent, question.answer_type)
+            fit *= _time_fit(ent, question.answer_type, calendar_date=question.focus == term_key("date"))
         if ent.label_ == "MONEY" and start > 0 and doc.text[start - 1] in _CURRENCY:
             start -= 1
         if question.counted is not None and len(ent) > 1 and question.counted in _keys(ent[-1]):
@@ -172,9 +173,12 @@ def _names_something(span: Span) -> bool:
     return any(t.pos_ == "PROPN" or (t.is_title and not t.is_sent_start) for t in span)
 
 
-def _time_fit(ent: Span, answer_type: AnswerType) -> float:
-    """'When' wants a point in time ('May 1', 'in 2025'), 'how long' a stretch ('14 months')."""
+def _time_fit(ent: Span, answer_type: AnswerType, *, calendar_date: bool = False) -> float:
+    """'When' wants a point in time ('May 1', 'in 2025'), 'how long' a stretch ('14 months'); 'on what date'
+    a day of the calendar ('January 5'), not only a weekday or a season ('Tuesday', 'the spring')."""
     words = {t.lower_ for t in ent}
+    if calendar_date and not any(t.like_num for t in ent):
+        return 0.3
     stretch = bool(words & _TIME_UNITS) and not bool(words & _POINT_WORDS) and not any(
         _YEAR.match(t.text) for t in ent)
     vague = words <= _VAGUE_TIMES

@@ -95,3 +95,10 @@ def test_a_person_place_or_organisation_must_be_named(nlp, question, text, kept,
         assert kept in texts
     if dropped is not None:
         assert dropped not in texts
+
+
+def test_on_what_date_prefers_a_calendar_day_to_a_weekday(nlp) -> None:
+    analysis = QuestionAnalyzer(nlp=nlp).analyze("On what date will the new mayor take office?")
+    fits = {c.text: c.fit for c in SpanExtractor().candidates(
+        nlp("The mayor, elected on Tuesday, will take office on January 5."), analysis)}
+    assert fits["January 5"] > fits["Tuesday"]
