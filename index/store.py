@@ -247,12 +247,12 @@ class Store:
         """
         if filters is None or filters.is_empty:
             return None
-        wanted = frozenset(filters.doc_ids) if filters.doc_ids is not None else None
         sources = [s.rstrip("/") for s in filters.sources] if filters.sources is not None else None
+        columns = "SELECT doc_id, source, published FROM documents"
+        rows = (self._conn.execute(columns) if filters.doc_ids is None
+                else self._rows_in(columns + " WHERE doc_id IN ({})", list(dict.fromkeys(filters.doc_ids))))
         doc_ids = []
-        for doc_id, source, published in self._conn.execute("SELECT doc_id, source, published FROM documents"):
-            if wanted is not None and doc_id not in wanted:
-                continue
+        for doc_id, source, published in rows:
             day = (published or "")[:10]
             if filters.published_from and (not day or day < filters.published_from[:10]):
                 continue
@@ -263,12 +263,14 @@ class Store:
                     source == s or source.startswith((s + "/", s + ":")) for s in sources):
                 continue
             doc_ids.append(doc_id)
-        vids: list[int] = []
-        for start in range(0, len(doc_ids), 500):
-            batch = doc_ids[start:start + 500]
-            vids.extend(r[0] for r in self._conn.execute(
-                f"SELECT vid FROM passages WHERE doc_id IN ({','.join('?' * len(batch))})", batch))
+        vids = [r[0] for r in self._rows_in("SELECT vid FROM passages WHERE doc_id IN ({})", doc_ids)]
         return np.array(sorted(vids), dtype=np.int64)
+
+    def _rows_in(self, sql: str, keys: Sequence[str]) -> Iterator[tuple]:
+        """Rows of `sql`, whose `{}` is an IN list, for every key: 500 at a time, within SQLite's variable limit."""
+        for start in range(0, len(keys), 500):
+            batch = list(keys[start:start + 500])
+            yield from self._conn.execute(sql.format(",".join("?" * len(batch))), batch)
 
     def list_documents(self) -> list[DocumentSummary]:
         """Every document, sorted by id, each checked against its checksum as `get_document` does."""
@@ -300,13 +302,10 @@ class Store:
         """(content hash, passage count) of each of these documents that is indexed."""
         found: dict[str, tuple[str, int]] = {}
         with self._snapshot():
-            for start in range(0, len(doc_ids), 500):
-                batch = list(doc_ids[start:start + 500])
-                marks = ",".join("?" * len(batch))
-                for doc_id, content_hash, passages in self._conn.execute(
+            for doc_id, content_hash, passages in self._rows_in(
                     "SELECT d.doc_id, d.content_hash, (SELECT count(*) FROM passages p WHERE p.doc_id = d.doc_id)"
-                    f" FROM documents d WHERE d.doc_id IN ({marks})", batch):
-                    found[doc_id] = (content_hash, passages)
+                    " FROM documents d WHERE d.doc_id IN ({})", doc_ids):
+                found[doc_id] = (content_hash, passages)
         return found
 
     # ----- writing ------------------------------------------------------------------------------
