@@ -79,21 +79,11 @@ class DraftSentence:
 
 
 @dataclass(frozen=True)
-class Quote:
-    """One sentence of a passage: `text == document_text[char_start:char_end]`."""
-
-    passage: RetrievedPassage
-    char_start: int
-    char_end: int
-    text: str
-
-
-@dataclass(frozen=True)
 class CheckedSentence:
-    """A sentence of the final answer and the quotes that support it."""
+    """A sentence of the final answer and the quotes (whole passage sentences) that support it."""
 
     text: str
-    quotes: tuple[Quote, ...]
+    quotes: tuple[PassageSentence, ...]
     repaired: bool
 
 
@@ -206,13 +196,14 @@ class CitationResolver:
     Args:
         nlp: a spaCy pipeline; only its tokenizer is used (sentences of the answer and of the passages).
         max_quotes: most passage sentences quoted for one answer sentence.
+        splitter: the passage sentence splitter (and its cache) to share with the caller; default a new one.
     """
 
-    def __init__(self, *, nlp: Language, max_quotes: int = 3) -> None:
+    def __init__(self, *, nlp: Language, max_quotes: int = 3, splitter: SentenceSplitter | None = None) -> None:
         if not isinstance(max_quotes, int) or max_quotes < 1:
             raise ValueError(f"max_quotes must be a positive integer, got {max_quotes!r}")
         self._parser = AnswerParser(nlp=nlp)
-        self._splitter = SentenceSplitter(nlp=nlp)
+        self._splitter = splitter if splitter is not None else SentenceSplitter(nlp=nlp)
         self._max_quotes = max_quotes
 
     def resolve(self, text: str, passages: Sequence[RetrievedPassage], *, question: str | None = None
@@ -240,7 +231,7 @@ class CitationResolver:
                               non_answers=non_answers)
 
     def quotes_for(self, sentence: str, passages: Sequence[RetrievedPassage], *, question: str | None = None
-                   ) -> tuple[tuple[Quote, ...], bool]:
+                   ) -> tuple[tuple[PassageSentence, ...], bool]:
         """The passage sentences that back `sentence`, best first, and whether `supports` accepts them.
 
         A sentence without content words ("Yes.") is matched by the question's words, as the support check does.
@@ -261,8 +252,8 @@ class CitationResolver:
             pool.remove(best)
             covered |= set(best.keys)
             if supports(sentence, [s.text for s in chosen], question):
-                return _quotes(chosen), True
-        return _quotes(chosen), False
+                return tuple(chosen), True
+        return tuple(chosen), False
 
     def _check(self, draft: DraftSentence, passages: Sequence[RetrievedPassage], question: str | None
                ) -> CheckedSentence | DroppedSentence:
@@ -298,11 +289,6 @@ def _remove_markers(text: str, passage_count: int) -> tuple[str, list[tuple[int,
             last += 1  # "6:15 a.m. [1]." ends one sentence, not two
     pieces.append(text[last:])
     return "".join(pieces), markers
-
-
-def _quotes(sentences: Sequence[PassageSentence]) -> tuple[Quote, ...]:
-    return tuple(Quote(passage=s.passage, char_start=s.char_start, char_end=s.char_end, text=s.text)
-                 for s in sentences)
 
 
 def _number(sentences: Sequence[CheckedSentence]) -> tuple[str, tuple[Citation, ...]]:

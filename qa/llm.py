@@ -95,8 +95,8 @@ class LLMAnswerer:
             raise ValueError(f"max_passage_chars must be an integer of at least 100, got {max_passage_chars!r}")
         self._chat_model = chat_model
         self._nlp = nlp
-        self._resolver = CitationResolver(nlp=nlp, max_quotes=max_quotes)
         self._splitter = SentenceSplitter(nlp=nlp)
+        self._resolver = CitationResolver(nlp=nlp, max_quotes=max_quotes, splitter=self._splitter)
         self._max_passage_chars = max_passage_chars
 
     @property
