@@ -57,7 +57,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 
 from qa.lru import LRUCache
-from qa.question import _PERSON_NOUNS  # the answerer's list of nouns that name a person ("minister", "mayor")
+from qa.question import PERSON_NOUNS
 from qa.records import Answer
 
 log = logging.getLogger(__name__)
@@ -530,7 +530,7 @@ def _has_person_antecedent(doc: Doc, pronoun: Token) -> bool:
             if named is None or named.label_ not in _PLACE_LABELS | _TIME_LABELS:
                 return True
         # A singular role noun ("the mayor") can be the antecedent; "the strikers" cannot be "she".
-        if token.pos_ == "NOUN" and token.tag_ == "NN" and token.lemma_.lower() in _PERSON_NOUNS \
+        if token.pos_ == "NOUN" and token.tag_ == "NN" and token.lemma_.lower() in PERSON_NOUNS \
                 and not _is_wh_chunk_token(token):
             return True
     return False
@@ -569,7 +569,7 @@ def _person_chunk(chunk: Span, names: Sequence[Span]) -> str | None:
                   None)
     if person is not None:
         return person.text
-    titled = [t for t in chunk if t.pos_ == "NOUN" and t.lemma_.lower() in _PERSON_NOUNS]
+    titled = [t for t in chunk if t.pos_ == "NOUN" and t.lemma_.lower() in PERSON_NOUNS]
     proper = [t for t in chunk if t.pos_ == "PROPN"]
     if titled and proper and proper[-1].i > titled[-1].i and chunk.root.pos_ == "PROPN":
         return chunk.doc[proper[0].i: proper[-1].i + 1].text  # "Fire Chief Marcus Delaney" → the name
@@ -583,7 +583,7 @@ def _phrase_kind(span: Span | Doc, names: Sequence[Span] | None = None) -> str:
     if any(e.label_ == "PERSON" and not _org_shaped(e) for e in ents):
         return "person"
     root = span.root if isinstance(span, Span) else next((t for t in span if t.dep_ == "ROOT"), None)
-    if root is not None and root.lemma_.lower() in _PERSON_NOUNS:
+    if root is not None and root.lemma_.lower() in PERSON_NOUNS:
         return "person"
     if any(e.label_ in _THING_LABELS or e.label_ == "PERSON" for e in ents):
         return "thing"

@@ -61,7 +61,8 @@ _AUX_OPENERS = frozenset({
     "doesn't", "didn't", "hasn't", "haven't", "hadn't", "can't", "won't", "wouldn't", "couldn't",
 })
 
-_PERSON_NOUNS = frozenset({
+# Nouns that name a person ("minister", "mayor"); qa/followups.py resolves pronouns with them too.
+PERSON_NOUNS = frozenset({
     "person", "people", "man", "men", "woman", "women", "individual", "candidate", "leader", "chief", "president",
     "director", "executive", "manager", "spokesman", "spokeswoman", "spokesperson", "secretary", "minister",
     "governor", "mayor", "senator", "official", "officer", "judge", "captain", "commander", "general", "emperor",
@@ -341,7 +342,7 @@ def _focus_type(focus: Token) -> AnswerType:
         return AnswerType.DATE
     if word in ("number", "numbers", "count", "population", "amount", "quantity") or word in _UNIT_NOUNS:
         return AnswerType.NUMBER
-    if word in _PERSON_NOUNS:
+    if word in PERSON_NOUNS:
         return AnswerType.PERSON
     if word in _ORGANIZATION_NOUNS:
         return AnswerType.ORGANIZATION
