@@ -435,7 +435,9 @@ def _terms(tokens: Sequence[Token], wh_index: int | None, focus: Token | None, c
         is_focus = (focus is not None and token.i == focus.i) or (counted is not None and token.i == counted.i)
         if number:
             pos, role, weight = "number", "topic", _TOPIC_WEIGHT
-        elif token.pos_ == "PROPN" or (text[:1].isupper() and i > 0 and token.pos_ in ("NOUN", "ADJ")):
+        elif (token.pos_ == "PROPN" and not text.islower()) or (
+                text[:1].isupper() and i > 0 and token.pos_ in ("NOUN", "ADJ")):
+            # A lower-case word is no name even when the small model tags it PROPN ("floodwater").
             pos, role, weight = "proper", "topic", _TOPIC_WEIGHT
         elif token.pos_ in ("NOUN",) or (token.pos_ == "VERB" and token.dep_ in ("compound", "amod")):
             pos, role, weight = "noun", "content", _NOUN_WEIGHT

@@ -103,6 +103,14 @@ def test_class_word_of_the_answer_is_not_required_support(analyzer: QuestionAnal
     assert terms["operates"].role == "content"
 
 
+def test_a_lower_case_word_tagged_propn_is_not_a_name(analyzer: QuestionAnalyzer, nlp) -> None:
+    # en_core_web_sm tags "floodwater" PROPN here; as a topic it would demand a name the sentence lacks.
+    question = "Near which village was the driver killed when floodwater carried his car away?"
+    assert [t.pos_ for t in nlp(question) if t.text == "floodwater"] == ["PROPN"]
+    terms = {t.text: t for t in analyzer.analyze(question).terms}
+    assert terms["floodwater"].role == "content"
+
+
 def test_restrictive_stop_words_are_kept_as_content(analyzer: QuestionAnalyzer) -> None:
     terms = {t.text: t for t in analyzer.analyze("How many berths does it plan to automate at its other ports?").terms}
     assert terms["other"].role == "content"
