@@ -137,7 +137,7 @@ _UNIT_NOUNS = frozenset({
 _SIZE_ADJECTIVES = frozenset({"big", "large", "small", "high", "tall", "far", "deep", "wide", "fast",
                               "heavy", "long", "old", "low", "great", "strong", "hot", "cold", "short"})
 _LIGHT_VERBS = frozenset({"be", "do", "have"})
-_REPORTING_VERBS = frozenset({"say", "tell", "think", "believe", "expect", "report", "claim", "add",
+REPORTING_VERBS = frozenset({"say", "tell", "think", "believe", "expect", "report", "claim", "add",
                               "announce", "write", "state", "suggest", "argue"})
 # Term weights: names weigh most in ranking; among content words, nouns and restrictive modifiers
 # ("previous", "average") matter more than verbs, which news text rephrases ("cut" → "reduce").
@@ -407,7 +407,7 @@ def _content_verbs(tokens: Sequence[Token]) -> tuple[frozenset[str], ...]:
         if lemma in _LIGHT_VERBS or token.lower_ in _WH_WORDS:
             continue
         keys = frozenset({term_key(token.text), term_key(lemma)})
-        (reporting if lemma in _REPORTING_VERBS else main).append(keys)
+        (reporting if lemma in REPORTING_VERBS else main).append(keys)
     return tuple(reversed(main)) + tuple(reporting)
 
 
@@ -445,7 +445,7 @@ def _terms(tokens: Sequence[Token], wh_index: int | None, focus: Token | None, c
             pos, role, weight = "modifier", "content", _MODIFIER_WEIGHT
         else:
             pos, role = "verb", "content"
-            weight = _REPORTING_WEIGHT if token.lemma_.lower() in _REPORTING_VERBS else _VERB_WEIGHT
+            weight = _REPORTING_WEIGHT if token.lemma_.lower() in REPORTING_VERBS else _VERB_WEIGHT
         restrictive = token.lower_ in RESTRICTIVE_WORDS and not _in_idiom(token)
         if restrictive:
             pos, role, weight = "modifier", "content", _MODIFIER_WEIGHT

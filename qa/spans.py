@@ -31,13 +31,16 @@ from dataclasses import dataclass
 
 from spacy.tokens import Doc, Span, Token
 
-from qa.question import AnswerType, QuestionAnalysis
+from qa.question import REPORTING_VERBS, AnswerType, QuestionAnalysis
 from qa.terms import is_light, term_key
 
 _CURRENCY = "$£€¥₹"
 _YEAR = re.compile(r"^(1\d{3}|20\d{2})s?$")
 _CAUSE_LEMMAS = frozenset({"cause", "start", "trigger", "spark", "prompt", "drive", "lead", "force",
                            "provoke", "fuel", "ignite", "result", "create", "produce"})
+# Verbs that introduce someone's grounds: "X pointed out / argued / warned that …".
+_REASON_GIVING = frozenset({"say", "point", "argue", "note", "warn", "explain", "add", "stress", "caution",
+                            "contend", "insist", "believe", "think", "claim", "write"})
 _LOCATIVE_PREPOSITIONS = frozenset({"in", "at", "near", "outside", "inside", "from", "to", "into", "across"})
 # Dependents whose whole subtree leaves a span (punctuation and conjunctions are only trimmed at its edges).
 _CLAUSE_DROP = frozenset({"mark", "parataxis", "appos", "relcl", "preconj", "meta"})
@@ -358,11 +361,17 @@ def _path_up(token: Token, top: Token) -> Iterable[Token]:
 def _reason_candidates(doc: Doc, question: QuestionAnalysis, matched: Sequence[Token]) -> list[SpanCandidate]:
     found: list[SpanCandidate] = []
     verb_keys = frozenset(k for keys in question.verbs for k in keys)
+    topic_keys = frozenset(k for t in question.terms if t.role == "topic" for k in t.keys)
+    # A "why does X think/say …" question asks for the grounds X gives.
+    reported = question.doc is not None and any(t.lemma_.lower() in REPORTING_VERBS for t in question.doc)
 
-    def add(head: Token | None, fit: float, kind: str = "reason", drop: frozenset[str] = _CLAUSE_DROP) -> None:
+    def add(head: Token | None, fit: float, kind: str = "reason", drop: frozenset[str] = _CLAUSE_DROP,
+            start: Token | None = None) -> None:
         if head is None:
             return
         span = _phrase_span(head, drop=drop)
+        if span is not None and start is not None and span.start < start.i < span.end:
+            span = doc[start.i:span.end]  # what the parser hung before "to" is not the purpose
         if span is None or _said_by_question(span, question):
             return
         found.append(_candidate(doc, span.start_char, span.end_char, fit, head, matched, question, kind))
@@ -394,9 +403,24 @@ def _reason_candidates(doc: Doc, question: QuestionAnalysis, matched: Sequence[T
         elif word == "so" and nxt is not None and nxt.lower_ == "that":
             add(_clause_after(nxt), 0.5)
         elif word == "to" and token.dep_ == "aux" and token.head.dep_ in ("advcl", "xcomp") \
-                and token.head.head.pos_ == "VERB" and _keys(token.head.head) & verb_keys:
-            add(token.head, 0.45, kind="purpose", drop=_CLAUSE_DROP - {"mark"})
+                and token.head.head.pos_ == "VERB":
+            # "Why did Shaw step down?" ← "Shaw resigned … to undergo treatment": the verb, or failing that
+            # its subject, is the question's.
+            verb = token.head.head
+            fit = 0.45 if _keys(verb) & verb_keys else 0.35 if _subject_named(verb, topic_keys) else 0.0
+            if fit:
+                add(token.head, fit, kind="purpose", drop=_CLAUSE_DROP - {"mark"}, start=token)
+        elif reported and token.dep_ == "ccomp" and token.head.lemma_.lower() in _REASON_GIVING \
+                and _subject_named(token.head, topic_keys):
+            # "Why does Abernethy think …?" ← "Abernethy pointed out that the Sound is sheltered".
+            add(token, 0.4, kind="reason")
     return found
+
+
+def _subject_named(verb: Token, topic_keys: frozenset[str]) -> bool:
+    """True when the subject of `verb` holds one of the question's names."""
+    subject = next((c for c in verb.children if c.dep_ in ("nsubj", "nsubjpass")), None)
+    return subject is not None and any(_keys(t) & topic_keys for t in subject.subtree)
 
 
 def _object_of(preposition: Token) -> Token | None:

@@ -61,6 +61,25 @@ def test_reasons_drop_parentheticals_and_examples(answerer: ExtractiveAnswerer) 
     assert answer.short_answer == "regular contact helped patients notice warning signs"
 
 
+def test_purpose_of_the_named_subject_answers_why(nlp) -> None:
+    # The question's verb ("step down") is not the sentence's ("resigned"), but its subject is.
+    analysis = QuestionAnalyzer(nlp=nlp).analyze("Why did Rhea Tamm step down as councillor?")
+    doc = nlp("The vote was called after Councillor Rhea Tamm resigned in June, halfway through her term, to undergo "
+              "surgery on her knee.")
+    assert [c.text for c in SpanExtractor().candidates(doc, analysis)] == ["to undergo surgery on her knee"]
+    doc = nlp("The vote was called after Councillor Ian Burke resigned in June to undergo surgery on his knee.")
+    assert SpanExtractor().candidates(doc, analysis) == []
+
+
+def test_grounds_given_by_the_named_person_answer_why_they_think(nlp) -> None:
+    analysis = QuestionAnalyzer(nlp=nlp).analyze("Why does Tomas Reyes think the bridge should stay shut?")
+    doc = nlp("Tomas Reyes, an engineer with the county, pointed out that the deck is still cracked.")
+    assert "the deck is still cracked" in [c.text for c in SpanExtractor().candidates(doc, analysis)]
+    # Someone else's words are not Reyes's grounds.
+    doc = nlp("Ana Lopez, an engineer with the county, pointed out that the deck is still cracked.")
+    assert SpanExtractor().candidates(doc, analysis) == []
+
+
 def test_extractor_skips_what_the_question_says(nlp) -> None:
     analysis = QuestionAnalyzer(nlp=nlp).analyze("Who manages Redmarsh United?")
     doc = nlp("Redmarsh United are managed by Gareth Linwood.")
