@@ -49,6 +49,8 @@ _EDGE_TRIM = frozenset({"punct", "cc", "mark", "prep", "case", "preconj", "meta"
 _TIME_UNITS = frozenset({"year", "years", "month", "months", "week", "weeks", "day", "days", "hour", "hours",
                          "minute", "minutes", "decade", "decades", "century", "centuries", "year-old"})
 _POINT_WORDS = frozenset({"ago", "last", "next", "this", "since", "of"})
+_FUTURE_WORDS = frozenset({"will", "shall", "'ll", "wo"})
+_PAST_WORDS = frozenset({"did", "was", "were", "had"})
 _VAGUE_TIMES = frozenset({"morning", "afternoon", "evening", "night", "tonight", "the", "that", "this", "a",
                           "day", "today", "time", "later", "earlier", "recently", "now"})
 
@@ -123,6 +125,9 @@ def _entity_candidates(doc: Doc, question: QuestionAnalysis, matched: Sequence[T
                 start, end = age.idx, age.idx + len(age.text)
         elif ent.label_ in ("DATE", "TIME"):
             fit *= _time_fit(ent, question.answer_type, calendar_date=question.focus == term_key("date"))
+            tense = _tense(ent.root) if question.answer_type is AnswerType.DATE else None
+            if tense is not None and _question_tense(question.doc) not in (None, tense):
+                fit *= 0.4  # "when will they strike again?" is not answered by "the first strike since 2017"
         if ent.label_ == "MONEY" and start > 0 and doc.text[start - 1] in _CURRENCY:
             start -= 1
         if question.counted is not None and len(ent) > 1 and question.counted in _keys(ent[-1]):
@@ -169,6 +174,33 @@ def _age(ent: Span) -> Token | None:
     if len(ent) == 1 or words & {"old", "aged", "age"}:
         return numbers[0]
     return None
+
+
+def _question_tense(question: Doc | None) -> str | None:
+    """"future" or "past" when the question's words say so ("will", "did", a past form), else None."""
+    if question is None:
+        return None
+    words = {t.lower_ for t in question}
+    if words & _FUTURE_WORDS:
+        return "future"
+    return "past" if words & _PAST_WORDS or any(t.tag_ == "VBD" for t in question) else None
+
+
+def _tense(token: Token) -> str | None:
+    """"future" or "past" for the clause of `token`, None when it does not show; a date after "since" or
+    before "ago" is past whatever its clause says."""
+    doc = token.doc
+    if (token.i > 0 and doc[token.i - 1].lower_ == "since") or (
+            token.i + 1 < len(doc) and doc[token.i + 1].lower_ == "ago") or any(
+            t.lower_ == "since" and t.dep_ == "prep" for t in token.ancestors):
+        return "past"
+    verb = next((t for t in token.ancestors if t.pos_ in ("VERB", "AUX")), None)
+    if verb is None:
+        return None
+    words = {c.lower_ for c in verb.children if c.dep_ in ("aux", "auxpass")} | {verb.lower_}
+    if words & _FUTURE_WORDS:
+        return "future"
+    return "past" if verb.tag_ == "VBD" or words & _PAST_WORDS else None
 
 
 def _names_something(span: Span) -> bool:
@@ -510,10 +542,11 @@ def _said_by_question(span: Span | None, question: QuestionAnalysis) -> bool:
     """True when every content word of `span` is already in the question (or the span has none)."""
     if span is None:
         return True
+    keys = question.keys
     content = [t for t in span if not (t.is_punct or t.is_space or is_light(t.text))]
     if not content:
-        return not any(t.like_num for t in span)
-    keys = question.keys
+        # A number the question states ("one" of "one-bedroom") is no answer; other light words say nothing.
+        return all(_keys(t) & keys for t in span if t.like_num)
     return all(_keys(t) & keys for t in content)
 
 

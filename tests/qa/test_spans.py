@@ -80,6 +80,21 @@ def test_grounds_given_by_the_named_person_answer_why_they_think(nlp) -> None:
     assert SpanExtractor().candidates(doc, analysis) == []
 
 
+def test_a_future_question_prefers_a_future_date(nlp) -> None:
+    analysis = QuestionAnalyzer(nlp=nlp).analyze("When will the porters strike again?")
+    doc = nlp("It is the first strike since 2019, and the porters will strike again on June 4 without a deal.")
+    fits = {c.text: c.fit for c in SpanExtractor().candidates(doc, analysis)}
+    assert fits["June 4"] > fits["2019"]
+    analysis = QuestionAnalyzer(nlp=nlp).analyze("When did the porters last strike?")
+    assert {c.text: c.fit for c in SpanExtractor().candidates(doc, analysis)}["2019"] == 1.0
+
+
+def test_a_number_the_question_states_is_no_answer(nlp) -> None:
+    analysis = QuestionAnalyzer(nlp=nlp).analyze("How much did one-bedroom rents rise?")
+    doc = nlp("Rents for one-bedroom flats rose by 11 percent.")
+    assert "one" not in [c.text for c in SpanExtractor().candidates(doc, analysis)]
+
+
 def test_extractor_skips_what_the_question_says(nlp) -> None:
     analysis = QuestionAnalyzer(nlp=nlp).analyze("Who manages Redmarsh United?")
     doc = nlp("Redmarsh United are managed by Gareth Linwood.")
