@@ -5,7 +5,8 @@ Usage: PolarityJudge().affirms(doc, analysis) -> Polarity(affirms=False, cues=("
 The sentence denies the question when it holds an odd number of negation cues in the clauses that
 mention the question's content words (else its names): *not / n't / never*, the determiner *no*,
 *none / nobody / nothing / neither / nor*, *without* followed by a question word, *rather than /
-instead of* followed by a question word, and *free* ("for free") when the question is about paying.
+instead of* followed by a question word, *free* ("for free") when the question is about paying, and
+*first* when the question asks whether it happened before ("ever", "previously").
 A negated question ("Didn't …") flips the result. This is a heuristic: it cannot see antonyms ("fell"
 for "rise") or numbers that contradict the question.
 """
@@ -20,6 +21,7 @@ from qa.terms import is_light, term_key
 _NEGATORS = frozenset({"not", "n't", "never", "no", "none", "nobody", "nothing", "neither", "nor",
                        "without", "nowhere", "cannot"})
 _PAYING = frozenset(term_key(w) for w in ("pay", "paid", "charge", "cost", "fee", "toll", "price", "fare"))
+_BEFORE = frozenset({"before", "previously", "ever", "earlier", "already"})
 _CONTRASTS = (("rather", "than"), ("instead", "of"))
 
 
@@ -42,6 +44,8 @@ class PolarityJudge:
         relevant = {_clause(t).i for t in doc if not is_light(t.text) and _keys(t) & content} or {
             _clause(t).i for t in doc if not is_light(t.text) and _keys(t) & keys}
         paying = bool(keys & _PAYING)
+        asked = {t.lower_ for t in question.doc} if question.doc is not None else set()
+        asks_before = bool(asked & _BEFORE) and "first" not in asked
         cues: list[str] = []
         for token in doc:
             word = token.lower_
@@ -50,7 +54,9 @@ class PolarityJudge:
                 # "accepted the offer without a vote" denies nothing asked; "…without job guarantees" may.
                 if any(_keys(t) & content for t in token.subtree if t.i != token.i):
                     cues.append(token.text)
-            elif word in _NEGATORS and in_scope or word == "free" and paying:
+            elif word in _NEGATORS and in_scope or word == "free" and paying or (
+                    word == "first" and in_scope and asks_before):
+                # "Had they won it before?" — "to win their first title": no.
                 cues.append(token.text)
             else:
                 for first, second in _CONTRASTS:

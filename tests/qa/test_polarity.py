@@ -19,6 +19,9 @@ from qa.question import QuestionAnalyzer
     ("Is the port open?", "The port has never been closed to ships.", False),
     ("Didn't the mayor attend?", "The mayor did not attend the ceremony.", True),
     ("Did the union accept the offer?", "The union accepted the offer without a vote.", True),
+    ("Had the Harriers ever won the county cup before?", "The Harriers won their first county cup on Sunday.", False),
+    ("Have the Harriers won the cup before?", "The Harriers won the cup again, as they did in 2019.", True),
+    ("Is this the Harriers' first cup?", "The Harriers won their first county cup on Sunday.", True),
 ])
 def test_polarity(nlp, question: str, sentence: str, affirms: bool) -> None:
     analysis = QuestionAnalyzer(nlp=nlp).analyze(question)
