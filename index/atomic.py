@@ -6,6 +6,11 @@ import tempfile
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
+# mkstemp creates files 0600; a file written here gets the mode open() would give it (0666 less the umask), so
+# another user allowed to read the index can. Read once, at import, before any thread could race the umask.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -13,6 +18,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
