@@ -5,6 +5,8 @@ was closed"): the auxiliary moves after the subject, and do-support is folded in
 inflection table. When the parse does not allow that, the question is quoted as asked.
 """
 
+import re
+
 from spacy.tokens import Doc, Token
 
 _WH = frozenset({"who", "whom", "whose", "what", "which", "when", "where", "why", "how"})
@@ -20,6 +22,7 @@ _IRREGULAR_PAST = {
     "think": "thought", "win": "won", "write": "wrote", "cut": "cut", "fall": "fell", "rise": "rose",
     "grow": "grew", "become": "became", "break": "broke", "speak": "spoke", "stand": "stood", "fight": "fought",
 }
+_MARKER = re.compile(r"\[(\s*\d[\d\s,\-–]*)\]")  # "[2]", "[1, 3]", "[1-3]": how answers cite
 
 
 def answer_sentence(short_answer: str, marker: int = 1) -> str:
@@ -34,8 +37,11 @@ def refusal_sentence(question: Doc) -> str:
     """'Who designed the cables?' → 'The indexed articles do not say who designed the cables.'"""
     indirect = _indirect(question)
     if indirect is None:
-        return f"The indexed articles do not answer the question \u201c{question.text.strip()}\u201d."
-    return f"The indexed articles do not say {indirect}."
+        sentence = f"The indexed articles do not answer the question \u201c{question.text.strip()}\u201d."
+    else:
+        sentence = f"The indexed articles do not say {indirect}."
+    # A refusal cites nothing: a "[2]" the question holds would read as a citation marker.
+    return _MARKER.sub(r"(\1)", sentence)
 
 
 def _indirect(doc: Doc) -> str | None:

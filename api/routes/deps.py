@@ -69,9 +69,12 @@ def require_read(request: Request) -> None:
 
 
 def check_text(name: str, value: str) -> str:
-    """Reject NUL and other control characters (tabs and newlines pass): they are never part of a question."""
+    """Reject NUL and other control characters (tabs and newlines pass): they are never part of a question;
+    and lone surrogates (a JSON "\\ud800" escape), which are no text and cannot be stored or encoded."""
     if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
         raise ApiError(422, "invalid_request", f"{name} contains control characters")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ApiError(422, "invalid_request", f"{name} is not valid Unicode (unpaired surrogate)")
     return value
 
 

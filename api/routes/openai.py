@@ -75,7 +75,8 @@ async def chat_completions(body: CompletionRequest, c: Annotated[Components, Dep
     if not users or users[-1] != len(body.messages) - 1:
         raise ApiError(422, "invalid_request", "messages: the last message must be the user's question")
     question = check_text("messages", body.messages[-1].text())
-    history = [(m.role, m.text()) for m in body.messages[:-1] if m.role in ("user", "assistant")]
+    history = [(m.role, check_text(f"messages[{i}]", m.text())) for i, m in enumerate(body.messages[:-1])
+               if m.role in ("user", "assistant")]
     completion_id = "chatcmpl-" + uuid.uuid4().hex
     created = int(time.time())
     model = body.model or MODEL_ID

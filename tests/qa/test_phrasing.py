@@ -27,6 +27,13 @@ def test_refusal_quotes_a_question_it_cannot_restate(nlp) -> None:
         "The indexed articles do not answer the question \u201cTelnet was sold to\u201d."
 
 
+def test_a_refusal_holds_no_citation_marker(nlp) -> None:
+    # A client reads "[2]" as a citation; a refusal cites nothing.
+    text = refusal_sentence(nlp("What does footnote [2] of the report say?"))
+    assert "[2]" not in text and "(2)" in text
+
+
+
 @pytest.mark.parametrize(("short", "expected"), [
     ("Dmitry Peskov", "Dmitry Peskov [1]."), ("yes", "Yes [1]."), ("a shortage of steel.", "A shortage of steel [1]."),
 ])
