@@ -18,13 +18,13 @@ MAX_DOC_ID_CHARS = 200
 
 def clean_text(raw: str) -> str:
     """Return the text as citeqa stores it: NFC, `\\n` line ends, no invisible or control characters."""
-    text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n"))
     text = "".join(
         ch
-        for ch in text
+        for ch in raw.replace("\r\n", "\n").replace("\r", "\n")
         if ch in _KEEP_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
     )
-    return text.strip()
+    # NFC last: a removed character between a letter and its accent ("e\u200d\u0301") kept them apart.
+    return unicodedata.normalize("NFC", text).strip()
 
 
 def normalize_published(value: Any) -> str | None:
@@ -56,6 +56,8 @@ def check_doc_id(value: Any) -> str:
         raise ValueError(f"doc_id is longer than {MAX_DOC_ID_CHARS} characters")
     if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in doc_id):
         raise ValueError(f"doc_id contains control characters: {doc_id!r}")
+    if any(unicodedata.category(ch) == "Cs" for ch in doc_id):  # a lone "\ud800" escape in JSON
+        raise ValueError(f"doc_id is not valid Unicode (unpaired surrogate): {doc_id!r}")
     return doc_id
 
 

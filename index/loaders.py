@@ -1,13 +1,14 @@
 """Files and folders → `Article`s, and a `Skipped` line for everything that cannot be read.
 
 Formats: .txt and .md (optional YAML front matter with title, url, published, doc_id), .html/.htm (main
-text and metadata by trafilatura; navigation and boilerplate dropped), .json (one record or a list) and
-.jsonl (one record a line; `text` required). A file's default doc_id is `file:` + its path relative to
-the folder given (or its name), without the extension.
+text and metadata by trafilatura; navigation, boilerplate and text a browser would not show dropped), .json
+(one record or a list) and .jsonl (one record a line; `text` required). A file's default doc_id is `file:` +
+its path relative to the folder given (or its name), without the extension.
 """
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from index.articles import Article, check_doc_id, clean_text, normalize_publishe
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
 MAX_FILE_BYTES = 50 * 1024 * 1024
 _TITLE_MAX_CHARS = 150
+_LINE_END = re.compile(r"\r\n?|\n")
 _RECORD_FIELDS = ("doc_id", "text", "title", "url", "published")
 
 
@@ -73,6 +75,11 @@ def load_paths(paths: Iterable[Path], *, exclude: Path | None = None) -> Iterato
 def load_file(path: Path, *, default_id: str) -> Iterator[Article | Skipped]:
     """Yield the article(s) in one file, or a `Skipped` per file or per bad record."""
     source = str(path)
+    if not source.isascii() and any("\udc80" <= ch <= "\udcff" for ch in source):
+        # os.fsdecode keeps the bytes of a name that is not UTF-8 as lone surrogates, which cannot be stored.
+        readable = source.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        yield Skipped(readable, "the file name is not valid UTF-8; rename the file")
+        return
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         expected = ", ".join(SUPPORTED_SUFFIXES)
@@ -116,6 +123,10 @@ def _article(fields: dict[str, Any], *, source: str, default_id: str, metadata: 
     if not text:
         raise _BadInput("no text")
     try:
+        json.dumps(metadata, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone "\ud800" escape in a JSON value
+        raise _BadInput(f"metadata is not valid Unicode (unpaired surrogate at offset {exc.start})") from exc
+    try:
         return Article(
             doc_id=check_doc_id(fields["doc_id"]) if fields.get("doc_id") is not None else default_id,
             text=text,
@@ -129,11 +140,37 @@ def _article(fields: dict[str, Any], *, source: str, default_id: str, metadata: 
         raise _BadInput(str(exc)) from exc
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader refusing aliases: `*a` repeats a node, and repeats of repeats grow exponentially (395 bytes
+    of front matter ran out of a 3 GB memory cap when the metadata was written out as JSON)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+class _YAMLFrontMatter(frontmatter.YAMLHandler):
+    def load(self, fm: str, **kwargs: object) -> Any:
+        return yaml.load(fm, Loader=_NoAliasLoader)  # a SafeLoader
+
+
+_YAML_FRONT_MATTER = _YAMLFrontMatter()
+
+
 def _load_plain(raw: str, *, source: str, default_id: str, markdown: bool) -> Article:
+    handler = frontmatter.detect_format(raw.strip(), frontmatter.handlers)
+    if isinstance(handler, frontmatter.YAMLHandler):
+        handler = _YAML_FRONT_MATTER
     try:
-        post = frontmatter.loads(raw)
+        post = frontmatter.loads(raw, handler=handler)
     except yaml.YAMLError as exc:
         raise _BadInput(f"front matter is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    except RecursionError as exc:
+        raise _BadInput("front matter is nested too deeply") from exc
+    except ValueError as exc:  # a first line "{" starts JSON front matter (python-frontmatter's JSONHandler)
+        raise _BadInput(f"front matter is not valid JSON: {str(exc).splitlines()[0]}") from exc
     meta = dict(post.metadata)
     body = post.content
     if not isinstance(body, str):
@@ -161,9 +198,13 @@ def _title_from_body(body: str, *, markdown: bool) -> str | None:
 
 def _load_html(raw: str, *, source: str, default_id: str) -> Article:
     try:
-        doc = trafilatura.bare_extraction(
-            raw, with_metadata=True, include_comments=False, include_tables=False, favor_precision=True
-        )
+        doc = None
+        tree = trafilatura.load_html(raw)
+        if tree is not None:
+            _drop_hidden(tree)
+            doc = trafilatura.bare_extraction(
+                tree, with_metadata=True, include_comments=False, include_tables=False, favor_precision=True
+            )
     except Exception as exc:  # trafilatura raises many types on hostile markup
         raise _BadInput(f"cannot parse HTML: {exc}") from exc
     text = getattr(doc, "text", None) if doc is not None else None
@@ -184,11 +225,45 @@ def _load_html(raw: str, *, source: str, default_id: str) -> Article:
     return _article(fields, source=source, default_id=default_id, metadata=metadata)
 
 
+# Text a browser never shows is where instructions for a model get hidden. trafilatura drops <script>, <style>,
+# comments, display:none and visibility:hidden from the article text, but keeps the text of <template> (it strips
+# the tag) and of elements with the `hidden` attribute, its fallback reads <noscript> (not shown while scripts
+# run), and a title taken from an <h1> keeps a <script> inside it. Only inline styles are read: hiding by a
+# stylesheet class is not seen.
+_HIDDEN_STYLE = re.compile(
+    r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse)"
+    r"|opacity\s*:\s*0*\.?0+%?|font-size\s*:\s*0*\.?0+[a-z%]*"
+    r"|(?:left|top|text-indent|margin-left)\s*:\s*-\d{4,}(?:\.\d*)?[a-z%]*)\s*(?:!important\s*)?(?:;|$)",
+    re.IGNORECASE)
+
+_NEVER_SHOWN = frozenset({"script", "style", "template", "noscript"})
+
+
+def _drop_hidden(tree: Any) -> None:
+    """Remove, with their text, the elements of an lxml tree that a reader cannot see; their tails stay.
+
+    JSON-LD stays: it is metadata (title, date), read by trafilatura like the <meta> tags.
+    """
+    hidden = [el for el in tree.iter() if isinstance(el.tag, str) and _is_hidden(el)]
+    for element in hidden:
+        if element.getparent() is not None:
+            element.drop_tree()
+
+
+def _is_hidden(el: Any) -> bool:
+    tag = el.tag.lower()
+    if tag == "script" and (el.get("type") or "").strip().lower() == "application/ld+json":
+        return False
+    return (tag in _NEVER_SHOWN or el.get("hidden") is not None or el.get("aria-hidden") == "true"
+            or (tag == "dialog" and el.get("open") is None) or bool(_HIDDEN_STYLE.search(el.get("style") or "")))
+
+
 def _load_records(raw: str, *, source: str, default_id: str, lines: bool) -> Iterator[Article | Skipped]:
     """Records of a .jsonl file are numbered by line, of a .json list by position (from 1)."""
     entries: list[tuple[int | None, Any]] = []
     if lines:
-        for line_number, line in enumerate(raw.splitlines(), start=1):
+        # Not str.splitlines(): it also breaks at U+2028, U+0085 and others, which JSON strings may hold raw.
+        for line_number, line in enumerate(_LINE_END.split(raw), start=1):
             if line.strip():
                 entries.append((line_number, _parse_json(line)))
     else:
@@ -212,12 +287,14 @@ def _parse_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         return _BadInput(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except RecursionError:
+        return _BadInput("invalid JSON: nested too deeply")
 
 
 def _record_default_id(record: Any, fallback: str) -> str:
     """A record without doc_id is named by its url when it has one, so re-exports keep their ids."""
     if isinstance(record, dict) and isinstance(record.get("url"), str) and record["url"].strip():
-        return "url-" + hashlib.sha1(record["url"].strip().encode("utf-8")).hexdigest()[:12]
+        return "url-" + hashlib.sha1(record["url"].strip().encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return fallback
 
 

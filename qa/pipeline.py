@@ -48,6 +48,8 @@ class QAPipeline:
             raise BadQuestion("the question is empty")
         if len(question) > self._max_chars:
             raise BadQuestion(f"the question is longer than {self._max_chars} characters")
+        if any("\ud800" <= ch <= "\udfff" for ch in question):  # a lone "\ud800" escape in a JSON body
+            raise BadQuestion("the question is not valid Unicode (unpaired surrogate)")
         start = time.perf_counter()
         passages = self.retriever.retrieve(question, k=k, filters=filters)
         retrieved = time.perf_counter()

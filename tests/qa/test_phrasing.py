@@ -33,7 +33,6 @@ def test_a_refusal_holds_no_citation_marker(nlp) -> None:
     assert "[2]" not in text and "(2)" in text
 
 
-
 @pytest.mark.parametrize(("short", "expected"), [
     ("Dmitry Peskov", "Dmitry Peskov [1]."), ("yes", "Yes [1]."), ("a shortage of steel.", "A shortage of steel [1]."),
 ])
