@@ -240,17 +240,19 @@ class CitationResolver:
         if not content and question is not None:
             content, required = _match_keys(question)
         pool = [s for p in passages for s in self._splitter.split(p)]
+        # Keys by the support check's own word split: spaCy keeps "COVID-19" whole, the check reads "COVID", "19".
+        keys = {id(s): {term_key(w) for w in _WORD.findall(s.text)} for s in pool}
         chosen: list[PassageSentence] = []
         covered: set[str] = set()
         while pool and len(chosen) < self._max_quotes:
             # max() keeps the first of equal gains: the better-ranked passage, the earlier sentence.
-            best = max(pool, key=lambda s: len((content - covered) & set(s.keys)) + len(
-                (required - covered) & set(s.keys)))
-            if not (content - covered) & set(best.keys):
+            best = max(pool, key=lambda s: len((content - covered) & keys[id(s)]) + len(
+                (required - covered) & keys[id(s)]))
+            if not (content - covered) & keys[id(best)]:
                 break
             chosen.append(best)
             pool.remove(best)
-            covered |= set(best.keys)
+            covered |= keys[id(best)]
             if supports(sentence, [s.text for s in chosen], question):
                 return tuple(chosen), True
         return tuple(chosen), False

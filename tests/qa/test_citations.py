@@ -167,6 +167,16 @@ def test_a_name_from_another_sentence_of_the_passage_is_quoted_too(resolver):
     assert_contract(resolved.answer, resolved.citations)
 
 
+def test_a_hyphenated_name_is_quoted_by_its_parts(resolver):
+    # spaCy keeps "COVID-19" one token; the support check reads "COVID" and "19": the quote picker must too.
+    text = "The clinic was closed in 2020. Staff said the closure was caused by COVID-19, which hit the town hard."
+    passage = RetrievedPassage(passage_id="clinic#0", doc_id="clinic", char_start=0, char_end=len(text), text=text,
+                               title="Clinic", url=None, published=None, score=0.9, rank=1)
+    resolved = resolver.resolve("COVID-19 [1].", [passage], question="What caused the clinic to close?")
+    assert resolved.supported and resolved.answer == "COVID-19 [1]."
+    assert [c.quote for c in resolved.citations] == [text[31:]]
+
+
 def test_a_sentence_needs_its_quotes_to_fit_in_max_quotes(nlp):
     strict = CitationResolver(nlp=nlp, max_quotes=1)
     assert not strict.resolve("The Harbor Bridge repairs cost $48.6 million [1].", PASSAGES).supported
