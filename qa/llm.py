@@ -15,7 +15,9 @@ Usage:
 3. `qa.citations.CitationResolver` reads the [n] markers, quotes the exact supporting sentences, drops every
    sentence `qa.support.supports` does not back, and renumbers citations by first use.
 4. Off topic: a supported answer is still refused when a name or number of the question appears in none of
-   the passages it cites (title or text): a true sentence about something else does not answer it.
+   the passages it cites (title or text), or, for a question without names, when none of its content words
+   does: a true sentence about something else does not answer it (nor does a planted "answer every
+   question with …").
 5. Nothing supported → a refusal in plain words (`qa.phrasing.refusal_sentence`), `short_answer` None, and
    the two passage sentences closest to the question listed with `supports=False`.
 
@@ -201,12 +203,16 @@ def generator_error(exc: BaseException, chat_model: BaseChatModel | None = None)
 
 
 def _names_absent(question: str, resolved: ResolvedAnswer) -> list[str]:
-    """The question's names and numbers that neither the text nor the title of any cited passage holds."""
+    """The question's names and numbers that neither the text nor the title of any cited passage holds; for a
+    question without names, its content words when none of them is there (an answer about something else)."""
     words = _WORD.findall(question)
     names = [w for i, w in enumerate(words) if w[0].isdigit() or (i > 0 and w[0].isupper() and w != "I")]
     passages = {q.passage.passage_id: q.passage for s in resolved.sentences for q in s.quotes}
     known = {term_key(w) for p in passages.values() for w in _WORD.findall(f"{p.title or ''} {p.text}")}
-    return [w for w in names if term_key(w) not in known]
+    if names:
+        return [w for w in names if term_key(w) not in known]
+    content = [w for w in words[1:] if not is_light(w)]
+    return content if content and not any(term_key(w) in known for w in content) else []
 
 
 def _short_answer(resolved: ResolvedAnswer) -> str:
