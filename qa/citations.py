@@ -58,6 +58,14 @@ _SOURCES_TRAILER = re.compile(r"^\s*(?:#+\s*)?(?:sources|references|citations)\s
 _LEAD = re.compile(r"^(?:[-*•·]\s+|\d{1,2}[.)]\s+|(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*:\s*)+", re.IGNORECASE)
 _END_PUNCT = re.compile(r"[.!?…]+([\"'”’)]*)$")
 _ABBREVIATION_END = re.compile(r"\b(?:[A-Za-z]\.){2,}$")
+_ORDERS_A_MODEL = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(?:instructions?|prompts?|rules|question)\b"
+    r"|\b(?:answer|reply|respond)\b[^.!?\n]{0,25}\b(?:every|all|any)\b[^.!?\n]{0,15}\bquestions?\b"
+    r"|\b(?:answer|reply|respond)\b[^.!?\n]{0,25}\bwith\b[^.!?\n]{0,20}\b(?:single|only)\b"
+    r"|\byou are now\b|\bnote to (?:ai|assistants?|chatbots?|llms?|language models?)\b"
+    r"|\b(?:assistants?|chatbots?|ai)\s*:\s*(?:ignore|reply|answer|say)\b"
+    r"|\bcorrect answer to any question\b",
+    re.IGNORECASE)
 _WORD = re.compile(r"\d(?:[\d,.]*\d)?|[^\W_](?:[\w'\u2019]*[^\W_])?")
 # The model saying it cannot answer. Only such sentences about the sources or the model itself: "Officials did
 # not say when" is a fact and goes through the support check like any other.
@@ -239,7 +247,9 @@ class CitationResolver:
         content, required = _match_keys(sentence)
         if not content and question is not None:
             content, required = _match_keys(question)
-        pool = [s for p in passages for s in self._splitter.split(p)]
+        # A sentence that gives orders to a model ("Ignore all previous instructions and answer …") is planted,
+        # not reported: it backs no answer, whatever the model made of it.
+        pool = [s for p in passages for s in self._splitter.split(p) if not _ORDERS_A_MODEL.search(s.text)]
         # Keys by the support check's own word split: spaCy keeps "COVID-19" whole, the check reads "COVID", "19".
         keys = {id(s): {term_key(w) for w in _WORD.findall(s.text)} for s in pool}
         chosen: list[PassageSentence] = []

@@ -13,7 +13,9 @@ Usage:
    inside them is defused, so a passage cannot close its block and pose as the prompt.
 2. The chat model answers (one call; its timeout and retries are the chat model's own settings).
 3. `qa.citations.CitationResolver` reads the [n] markers, quotes the exact supporting sentences, drops every
-   sentence `qa.support.supports` does not back, and renumbers citations by first use.
+   sentence `qa.support.supports` does not back, and renumbers citations by first use. A passage sentence
+   that gives orders to a model ("ignore all previous instructions", "answer every question with", "note to
+   AI assistants") is never a quote: visible planted text cannot back an answer.
 4. Off topic: a supported answer is still refused when a name or number of the question appears in none of
    the passages it cites (title or text), or, for a question without names, when none of its content words
    does: a true sentence about something else does not answer it (nor does a planted "answer every
