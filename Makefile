@@ -11,7 +11,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run demo-index test test-fast lint bench clean chromium install-llm
+.PHONY: install run demo-index test test-fast lint bench bench-scale clean chromium install-llm
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,onnx]'
 	touch $(STAMP)
 
 # The llm generator's extra (README: "The llm generator"). llama-cpp-python compiles llama.cpp (~7 min on 2 cores).
@@ -68,6 +68,12 @@ bench: install
 	$(BIN)/python bench/ingest.py --repeat 3
 	$(BIN)/python bench/ask.py
 	$(BIN)/python bench/http_load.py
+	$(BIN)/python bench/embed.py
+
+# 1k, 10k and 100k passages (README "Benchmarks"). The first run embeds 100k passages once (~40 min on 2 idle
+# cores) into .citeqa/bench/; SCALE_ARGS=--1m adds the 1M step (synthetic vectors around the real ones).
+bench-scale: install
+	$(BIN)/python bench/scale.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .citeqa .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -25,11 +25,10 @@ from api.middleware import BodyLimit, RateLimit, RequestLog, RequestTimeout
 from api.routes import ask, chat, documents, openai, search
 from api.routes.deps import Components
 from api.settings import Settings
-from api.wiring import make_answerer, make_retriever
+from api.wiring import make_answerer, make_retriever, open_or_create_store
 from index.chunking import Chunker
 from index.embedding import make_embedder
 from index.ingest import Indexer
-from index.store import Store
 from qa.pipeline import QAPipeline
 
 log = logging.getLogger("citeqa.http")
@@ -40,8 +39,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 def build_components(settings: Settings) -> Components:
     """Everything a request needs, built once. A missing index is created empty, so a fresh server can be fed."""
     embedder = make_embedder(settings.embedding)
-    store = Store.open_or_create(settings.index.dir, model=embedder.name, dimension=embedder.dimension,
-                                 lock_timeout=settings.index.lock_timeout)
+    store = open_or_create_store(settings, embedder)
     retriever = make_retriever(settings, store, embedder)
     pipeline = QAPipeline(retriever=retriever, answerer=make_answerer(settings, embedder),
                           max_question_chars=settings.answer.max_question_chars)

@@ -5,20 +5,25 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from api.cli import EXIT_OK, EXIT_USAGE, emit_json, wrap
+from api.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, emit_json, wrap
 from api.settings import Settings
-from api.wiring import make_answerer, make_pipeline, make_retriever, make_rewriter, open_store
+from api.wiring import (
+    make_answerer,
+    make_pipeline,
+    make_retriever,
+    make_rewriter,
+    open_or_create_store,
+    open_store,
+)
 from index.chunking import Chunker
 from index.embedding import Embedder, make_embedder
 from index.ingest import Indexer
-from index.store import Store
 from qa.records import Answer
 
 
 def ingest(settings: Settings, paths: list[Path], *, as_json: bool) -> int:
     embedder = make_embedder(settings.embedding)
-    store = Store.open_or_create(settings.index.dir, model=embedder.name, dimension=embedder.dimension,
-                                 lock_timeout=settings.index.lock_timeout)
+    store = open_or_create_store(settings, embedder)
     chunker = Chunker(max_tokens=settings.chunk.max_tokens, overlap_tokens=settings.chunk.overlap_tokens,
                       token_spans=embedder.token_spans)
     indexer = Indexer(store=store, embedder=embedder, chunker=chunker, commit_every=settings.index.commit_every)
@@ -187,8 +192,7 @@ def _ingest_corpus(settings: Settings, embedder: Embedder, corpus: Path, *, prog
     """Ingest `eval --corpus` (unchanged articles are left alone); False when nothing could be read."""
     from qa.gold import is_squad_json, load_gold
 
-    store = Store.open_or_create(settings.index.dir, model=embedder.name, dimension=embedder.dimension,
-                                 lock_timeout=settings.index.lock_timeout)
+    store = open_or_create_store(settings, embedder)
     chunker = Chunker(max_tokens=settings.chunk.max_tokens, overlap_tokens=settings.chunk.overlap_tokens,
                       token_spans=embedder.token_spans)
     indexer = Indexer(store=store, embedder=embedder, chunker=chunker, commit_every=settings.index.commit_every)
@@ -209,4 +213,48 @@ def compare(report_a: Path, report_b: Path, *, as_json: bool) -> int:
         emit_json(comparison.to_json())
     else:
         print(format_comparison(comparison))
+    return EXIT_OK
+
+
+def export_onnx(settings: Settings, *, check_data: Path, quantization: str | None, force: bool,
+                as_json: bool) -> int:
+    """`citeqa model export-onnx`: export and quantize the model, check it against fp32, record the result."""
+    import datetime
+
+    from index.embedding import HASH_MODEL, SentenceTransformerEmbedder
+    from index.onnx_check import K, load_check_data, run_check
+    from index.onnx_embedding import OnnxEmbedder
+    from index.onnx_export import default_cache_dir, record_check, resolve_quantization
+    from index.onnx_export import export_onnx as export
+
+    e = settings.embedding
+    if e.model == HASH_MODEL:
+        raise ValueError("the hash embedder has no model to export; set CITEQA_EMBEDDING__MODEL")
+    data = load_check_data(check_data)  # bad check data fails before minutes of export
+    preset = resolve_quantization(quantization or e.onnx_quantization)
+    directory = export(e.model, quantization=preset, cache_dir=e.onnx_dir or default_cache_dir(), force=force)
+    print(f"citeqa: int8 ONNX model at {directory}; checking it against fp32 on {len(data.passages)} paragraphs "
+          f"and {len(data.questions)} questions", file=sys.stderr)
+    reference = SentenceTransformerEmbedder(model=e.model, batch_size=e.batch_size, device=e.device,
+                                            threads=e.threads)
+    candidate = OnnxEmbedder(model_dir=directory, name=e.model, batch_size=e.batch_size, threads=e.threads)
+    result = run_check(reference=reference, candidate=candidate, data=data, progress=not as_json)
+    record = {**result.to_json(), "model": e.model, "quantization": preset, "model_dir": str(directory),
+              "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    record_check(directory, record)
+    if as_json:
+        emit_json(record)
+    else:
+        print(f"int8 ONNX model ({preset}): {directory}")
+        print(f"cosine to fp32 over {result.passages} paragraphs: mean {result.cosine_mean:.4f}, "
+              f"min {result.cosine_min:.4f}; over the questions: mean {result.question_cosine_mean:.4f}, "
+              f"min {result.question_cosine_min:.4f}")
+        print(f"recall@{K} over {result.questions} questions: "
+              + ", ".join(f"{name} {value:.4f}" for name, value in result.recall.items()))
+        print("check passed: CITEQA_EMBEDDING__BACKEND=onnx-int8 uses this model" if result.passed
+              else "check FAILED: " + "; ".join(result.failures))
+    if not result.passed:
+        print(f"citeqa: error: the int8 model failed its quality check; the onnx-int8 backend refuses it "
+              f"(recorded in {directory})", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK

@@ -1,7 +1,7 @@
 """All of citeqa's settings: environment variables with the prefix `CITEQA_`, groups joined by `__`.
 
 Examples: `CITEQA_INDEX__DIR=/data/index` (or its shorthand `CITEQA_INDEX_DIR`),
-`CITEQA_EMBEDDING__MODEL=hash`, `CITEQA_CHUNK__MAX_TOKENS=180`.
+`CITEQA_EMBEDDING__MODEL=hash`, `CITEQA_CHUNK__MAX_TOKENS=180`, `CITEQA_VECTORS__KIND=ivf`.
 """
 
 from pathlib import Path
@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.config import ChunkSettings, EmbeddingSettings, IndexSettings
+from index.config import ChunkSettings, EmbeddingSettings, IndexSettings, VectorSettings
 from qa.config import AnswerSettings, ChatSettings, LLMSettings, RetrievalSettings
 
 
@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings)
     chunk: ChunkSettings = Field(default_factory=ChunkSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    vectors: VectorSettings = Field(default_factory=VectorSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)

@@ -16,7 +16,14 @@ from qa.retriever import Retriever
 def open_store(settings: Settings, embedder: Embedder | None = None) -> Store:
     """The existing index; with an embedder, refuse one built with another model."""
     return Store.open(settings.index.dir, model=embedder.name if embedder else None,
-                      dimension=embedder.dimension if embedder else None, lock_timeout=settings.index.lock_timeout)
+                      dimension=embedder.dimension if embedder else None, lock_timeout=settings.index.lock_timeout,
+                      vectors=settings.vectors)
+
+
+def open_or_create_store(settings: Settings, embedder: Embedder) -> Store:
+    """The index for this embedder's model, created empty if there is none."""
+    return Store.open_or_create(settings.index.dir, model=embedder.name, dimension=embedder.dimension,
+                                lock_timeout=settings.index.lock_timeout, vectors=settings.vectors)
 
 
 def make_retriever(settings: Settings, store: Store, embedder: Embedder) -> Retriever:

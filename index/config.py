@@ -1,10 +1,12 @@
 """Settings groups of the index package (composed into `api.settings.Settings`)."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_NPROBE = 192
 
 
 class EmbeddingSettings(BaseModel):
@@ -18,6 +20,20 @@ class EmbeddingSettings(BaseModel):
     batch_size: int = Field(default=32, ge=1, le=1024, description="Passages embedded per forward pass.")
     device: str = Field(default="cpu", description="torch device.")
     threads: int | None = Field(default=None, ge=1, description="torch threads (default: torch's own choice).")
+    backend: Literal["torch", "onnx-int8"] = Field(
+        default="torch",
+        description="`onnx-int8`: the model exported to int8 ONNX by `citeqa model export-onnx`, run by "
+        "onnxruntime (the `onnx` extra); used only when its quality check passed.",
+    )
+    onnx_quantization: Literal["auto", "avx512_vnni", "avx2", "arm64"] = Field(
+        default="auto",
+        description="int8 preset of the ONNX export; `auto` picks it from the CPU (VNNI, else AVX2; arm64).",
+    )
+    onnx_dir: Path | None = Field(
+        default=None,
+        description="Where exported ONNX models are cached (default: $XDG_CACHE_HOME/citeqa/onnx, else "
+        "~/.cache/citeqa/onnx).",
+    )
 
 
 class ChunkSettings(BaseModel):
@@ -53,4 +69,33 @@ class IndexSettings(BaseModel):
     )
     lock_timeout: float = Field(
         default=600.0, ge=0, description="Seconds a writer waits for another writer to finish."
+    )
+
+
+class VectorSettings(BaseModel):
+    """Which vector index the store keeps (index/vectors.py) and how it is searched."""
+
+    kind: Literal["auto", "flat", "ivf"] = Field(
+        default="auto",
+        description="`flat` is exact; `ivf` probes the `nprobe` nearest of its k-means lists; `auto` is flat "
+        "up to `exact_up_to` passages, IVF above (back to flat below half of it). Switches happen at a commit.",
+    )
+    exact_up_to: int = Field(default=50_000, ge=0, description="Passages up to which `auto` searches exactly.")
+    quantize: Literal["none", "sq8"] = Field(
+        default="none",
+        description="`sq8`: one byte per dimension instead of four, trained on the vectors; the 2k best by the "
+        "8-bit codes are scored again with the exact vectors kept in SQLite.",
+    )
+    mmap: bool = Field(
+        default=True,
+        description="Memory-map the committed snapshot, so processes (server workers) share one copy.",
+    )
+    nprobe: int = Field(
+        default=DEFAULT_NPROBE,
+        ge=1,
+        description="IVF lists searched per query: recall against speed. 192 gives recall@10 >= 0.99 against "
+        "exact search on MiniLM vectors of 22k to 1M passages (bench/ann_tune.py).",
+    )
+    nlist: int | None = Field(
+        default=None, ge=1, description="IVF lists (default: chosen from the passage count when IVF is trained)."
     )

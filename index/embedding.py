@@ -1,5 +1,6 @@
 """Text → normalized float32 vectors, behind the `Embedder` protocol."""
 
+import copy
 import hashlib
 import logging
 import re
@@ -80,6 +81,14 @@ class SentenceTransformerEmbedder:
         self._dimension = int(dimension)
         self._recent: cachetools.LRUCache[str, np.ndarray] = cachetools.LRUCache(maxsize=_RECENT_QUERIES)
         self._recent_lock = threading.Lock()
+        # The fast tokenizer's padding and truncation are state of one shared Rust object, changed by every call
+        # that asks for other settings: a call without padding (token_spans, the length pass) landing between
+        # another thread's settings and its encoding hands the model an unpadded batch (a ValueError under
+        # load). Those calls use a copy of their own, one at a time; the model's tokenizer then only ever sees
+        # `encode`'s settings, which the warm-up sets once, before any thread can share it.
+        self._tokenizer = copy.deepcopy(self._model.tokenizer)
+        self._tokenizer_lock = threading.Lock()
+        self._model.encode(["warm-up"], batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
 
     @property
     def name(self) -> str:
@@ -117,8 +126,9 @@ class SentenceTransformerEmbedder:
         # Longest first, by word pieces, over the whole input: batches of similar length waste little on
         # padding (by characters, as sentence-transformers orders, pads ~11% more on news text).
         # The progress steps then follow that order.
-        lengths = [len(ids) for ids in self._model.tokenizer(
-            list(texts), truncation=True, max_length=self._model.max_seq_length, verbose=False)["input_ids"]]
+        with self._tokenizer_lock:
+            lengths = [len(ids) for ids in self._tokenizer(
+                list(texts), truncation=True, max_length=self._model.max_seq_length, verbose=False)["input_ids"]]
         order = np.argsort([-n for n in lengths], kind="stable")
         with tqdm(total=len(texts), unit="passage", desc="embedding", disable=not progress or None,
                   leave=False) as bar:
@@ -134,9 +144,10 @@ class SentenceTransformerEmbedder:
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         if not texts:
             return []
-        encoded = self._model.tokenizer(
-            list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
+        with self._tokenizer_lock:
+            encoded = self._tokenizer(
+                list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False
+            )
         return [[(int(s), int(e)) for s, e in offsets] for offsets in encoded["offset_mapping"]]
 
 
@@ -177,9 +188,15 @@ class HashEmbedder:
 
 
 def make_embedder(settings: EmbeddingSettings) -> Embedder:
-    """Build the embedder the settings name."""
+    """Build the embedder the settings name (`backend` onnx-int8: only an export whose quality check passed)."""
     if settings.model == HASH_MODEL:
         return HashEmbedder()
+    if settings.backend == "onnx-int8":
+        from index.onnx_embedding import OnnxEmbedder
+        from index.onnx_export import checked_model_dir
+
+        return OnnxEmbedder(model_dir=checked_model_dir(settings), name=settings.model,
+                            batch_size=settings.batch_size, threads=settings.threads)
     return SentenceTransformerEmbedder(
         model=settings.model, batch_size=settings.batch_size, device=settings.device, threads=settings.threads
     )

@@ -91,6 +91,8 @@ class StoreInfo:
     documents: int
     passages: int
     generation: int
+    vector_kind: str = "flat"  # the committed vector index: flat or ivf (index/vectors.py)
+    vector_quantize: str = "none"  # none or sq8
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Layout of an index directory:
 
     index.sqlite              documents (exact text), passages (spans, vectors), meta (the manifest)
-    vectors-<generation>.faiss   the FAISS index of one committed generation
+    vectors-<generation>.faiss   the FAISS index of one committed generation (its kind: index/vectors.py)
     lexical-<generation>.npz     the BM25 index of the same generation
     write.lock                one writer at a time
 
@@ -15,6 +15,10 @@ row count is rebuilt from the vectors kept in SQLite, which are checksummed row 
 text is checksummed too, and the BM25 snapshot is rebuilt from it the same way. On open, SQLite's own
 structure is checked (`PRAGMA integrity_check`), since its indexes are not covered by the row checksums.
 Nothing is ever unpickled: the formats are SQLite, JSON, NumPy arrays and FAISS's own.
+
+The FAISS index is exact (flat) or IVF, optionally 8-bit, as `VectorSettings` says (index/vectors.py); a
+commit builds it again when the settings or the passage count call for another, and a reader opens whatever
+was committed, memory-mapped by default so that processes share one copy of it.
 """
 
 import contextlib
@@ -28,13 +32,14 @@ import zlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 from filelock import FileLock, Timeout
 
 from index.articles import with_title
 from index.atomic import fsync_dir, remove_temp_files
+from index.config import VectorSettings
 from index.errors import (
     DocumentNotFound,
     ModelMismatch,
@@ -57,8 +62,8 @@ from index.records import (
     StoredDocument,
     StoreInfo,
 )
-from index.snapshots import read_snapshot, remove_stale_snapshots, write_snapshot
-from index.vectors import FlatIndex
+from index.snapshots import read_snapshot, remove_stale_snapshots, verified_snapshot, write_snapshot
+from index.vectors import Kind, VectorIndex, build
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +120,16 @@ class Store:
     One `Store` may be shared by threads; processes coordinate through the writer lock and SQLite.
     """
 
-    def __init__(self, directory: Path, *, lock_timeout: float = 600.0) -> None:
+    def __init__(self, directory: Path, *, lock_timeout: float = 600.0, vectors: VectorSettings | None = None
+                 ) -> None:
         self.directory = directory
         self._db_path = directory / DB_NAME
         self._lock_timeout = lock_timeout
+        self._vector_settings = vectors or VectorSettings()
         self._mutex = threading.RLock()
         self._conn = self._connect()
         self._check_structure()
-        self._vectors: FlatIndex | None = None
+        self._vectors: VectorIndex | None = None
         self._vectors_generation = -1
         self._lexical: LexicalIndex | None = None
         self._lexical_generation = -1
@@ -132,17 +139,20 @@ class Store:
 
     @classmethod
     def open(cls, directory: Path, *, model: str | None = None, dimension: int | None = None,
-             lock_timeout: float = 600.0) -> "Store":
-        """Open an existing index; with `model`/`dimension`, refuse one built with another model."""
+             lock_timeout: float = 600.0, vectors: VectorSettings | None = None) -> "Store":
+        """Open an existing index; with `model`/`dimension`, refuse one built with another model.
+
+        `vectors` says which vector index commits build and how searches probe it (default: VectorSettings()).
+        """
         if not (directory / DB_NAME).is_file():
             raise StoreNotFound(f"no index at {directory}; run citeqa ingest first")
-        store = cls(directory, lock_timeout=lock_timeout)
+        store = cls(directory, lock_timeout=lock_timeout, vectors=vectors)
         store._check_model(model, dimension)
         return store
 
     @classmethod
     def open_or_create(cls, directory: Path, *, model: str, dimension: int,
-                       lock_timeout: float = 600.0) -> "Store":
+                       lock_timeout: float = 600.0, vectors: VectorSettings | None = None) -> "Store":
         """Open the index at `directory`, creating an empty one for `model` if there is none."""
         if not (directory / DB_NAME).is_file():
             try:
@@ -152,7 +162,7 @@ class Store:
             with _writer_lock(directory, lock_timeout):
                 if not (directory / DB_NAME).is_file():
                     _create_database(directory, model=model, dimension=dimension)
-        return cls.open(directory, model=model, dimension=dimension, lock_timeout=lock_timeout)
+        return cls.open(directory, model=model, dimension=dimension, lock_timeout=lock_timeout, vectors=vectors)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -161,13 +171,23 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         writable = os.access(self.directory, os.W_OK) and os.access(self._db_path, os.W_OK)
-        # A read-only directory cannot hold WAL's shared-memory file; `immutable` reads without it.
-        uri = f"file:{self._db_path}?mode=rw" if writable else f"file:{self._db_path}?immutable=1"
+        wal = Path(f"{self._db_path}-wal")
+        pending = not writable and _nonempty(wal)
+        # A read-only directory cannot hold WAL's shared-memory file; `immutable` reads without it, but would
+        # miss commits still in a WAL that no writer checkpointed (it was killed, or the disk filled up):
+        # `mode=ro` reads those through the -shm file the writer left.
+        mode = "mode=rw" if writable else "mode=ro" if pending else "immutable=1"
         try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+            conn = sqlite3.connect(f"file:{self._db_path}?{mode}", uri=True, isolation_level=None,
+                                   check_same_thread=False, timeout=30)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            if pending:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as exc:
+            if pending:
+                raise StoreReadOnly(f"{wal} holds commits that cannot be read while {self.directory} is read-only "
+                                    f"({exc}); open the index once with write access") from exc
             raise _db_error(self._db_path, exc) from exc
         return conn
 
@@ -209,8 +229,11 @@ class Store:
             allowed = self._allowed_vids(filters)
             if vectors.size == 0 or (allowed is not None and not len(allowed)):
                 return []
-            scores, ids = vectors.search(query.reshape(1, -1), k, allowed=allowed)
-            return self._hits([(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0])
+            scores, ids = vectors.search(query.reshape(1, -1), vectors.candidates(k), allowed=allowed)
+            ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            if vectors.quantize != "none":
+                ranked = self._rescored(query, ranked)[:k]
+            return self._hits(ranked)
 
     def lexical_search(self, query: str, k: int, *, filters: PassageFilter | None = None) -> list[SearchHit]:
         """The k passages with the highest BM25 score for `query` (title included), best first."""
@@ -234,6 +257,16 @@ class Store:
             raise KeyError(f"unknown passages: {missing[:5]}")
         return np.stack([np.frombuffer(rows[p][6], dtype=np.float32) for p in passage_ids]) if rows else \
             np.empty((0, self._info.dimension), dtype=np.float32)
+
+    def _rescored(self, query: np.ndarray, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """Candidates of a quantized index scored again with their exact vectors from SQLite, best first."""
+        if not ranked:
+            return ranked
+        rows = self._passage_rows(f"WHERE vid IN ({','.join('?' * len(ranked))})", [vid for vid, _ in ranked])
+        matrix = np.stack([np.frombuffer(r[6], dtype=np.float32) for r in rows])
+        scores = matrix @ np.asarray(query, dtype=np.float32).reshape(-1)
+        return sorted(((int(r[0]), float(score)) for r, score in zip(rows, scores, strict=True)),
+                      key=lambda hit: (-hit[1], hit[0]))
 
     def _hits(self, ranked: list[tuple[int, float]]) -> list[SearchHit]:
         passages = self._passages_by_vid([vid for vid, _ in ranked])
@@ -323,7 +356,9 @@ class Store:
         for doc in upserts:
             if len(doc.chunks) != len(doc.vectors):
                 raise ValueError(f"{doc.article.doc_id}: {len(doc.chunks)} chunks but {len(doc.vectors)} vectors")
-        with self._mutex, _writer_lock(self.directory, self._lock_timeout):
+        # The writer lock before `_mutex`: every read of this store takes `_mutex`, so waiting for another
+        # process's commit while holding it would stall this process's reads (a server worker's) as long.
+        with _writer_lock(self.directory, self._lock_timeout), self._mutex:
             remove_temp_files(self.directory)
             new_files: list[Path] = []
             try:
@@ -333,12 +368,19 @@ class Store:
                 if not removed and not added_ids and not deletes:
                     self._conn.execute("ROLLBACK")
                     return CommitResult(statuses=statuses)
-                vectors.remove(np.asarray(removed, dtype=np.int64))
-                if added_ids:
-                    vectors.add(np.asarray(added_ids, dtype=np.int64), np.concatenate(added_vectors))
+                count = self._conn.execute("SELECT count(*) FROM passages").fetchone()[0]
+                if vectors.suits(self._vector_settings, count):
+                    vectors = vectors.writable()
+                    vectors.remove(np.asarray(removed, dtype=np.int64))
+                    if added_ids:
+                        vectors.add(np.asarray(added_ids, dtype=np.int64), np.concatenate(added_vectors))
+                else:  # another kind, or one trained on too few of the vectors: build it again
+                    vectors = self._build_vectors(current=vectors.kind)
                 lexical = self._rebuild_lexical()
                 generation = self._info.generation + 1
-                meta: dict[str, object] = {"generation": generation, "passages": vectors.size}
+                meta: dict[str, object] = {"generation": generation, "passages": vectors.size,
+                                           "vectors_kind": vectors.kind, "vectors_quantize": vectors.quantize,
+                                           "vectors_trained_on": vectors.trained_on}
                 for kind, snapshot in (("vectors", vectors), ("lexical", lexical)):
                     path, digest = write_snapshot(self.directory, kind, generation, snapshot.to_bytes())
                     new_files.append(path)
@@ -346,6 +388,7 @@ class Store:
                 self._write_meta(meta)
                 self._conn.execute("COMMIT")
                 new_files = []
+                self._vectors = self._mapped(vectors, self.directory / str(meta["vectors_file"]))
                 self._vectors_generation = self._lexical_generation = generation
                 self._lexical = lexical
                 self._info = self._read_info()
@@ -450,7 +493,8 @@ class Store:
             version = int(meta["format_version"])
             info = StoreInfo(format_version=version, model=meta["model"], dimension=int(meta["dimension"]),
                              documents=int(meta["documents"]), passages=int(meta["passages"]),
-                             generation=int(meta["generation"]))
+                             generation=int(meta["generation"]), vector_kind=meta.get("vectors_kind", "flat"),
+                             vector_quantize=meta.get("vectors_quantize", "none"))
         except (KeyError, ValueError) as exc:
             raise StoreCorrupt(f"the manifest in {self._db_path} is damaged ({exc!r}); rebuild the index") from exc
         if version != FORMAT_VERSION:
@@ -463,27 +507,47 @@ class Store:
                                        (f"{kind}_file", f"{kind}_sha256")).fetchall())
         return meta.get(f"{kind}_file", ""), meta.get(f"{kind}_sha256", "")
 
-    def _current_vectors(self) -> FlatIndex:
+    def _current_vectors(self) -> VectorIndex:
         """The FAISS index of the commit this snapshot sees (call inside a snapshot or a write)."""
         self._info = self._read_info()
         if self._vectors is not None and self._vectors_generation == self._info.generation:
             return self._vectors
         count = self._conn.execute("SELECT count(*) FROM passages").fetchone()[0]
-        vectors = None
-        data = read_snapshot(self.directory, "vectors", *self._snapshot_meta("vectors"))
-        if data is not None:
-            try:
-                vectors = FlatIndex.from_bytes(data, self._info.dimension)
-            except ValueError as exc:
-                log.warning("the vector snapshot is unreadable (%s); rebuilding it from %s", exc, DB_NAME)
-            if vectors is not None and not vectors.size == count == self._info.passages:
-                log.warning("the vector snapshot holds %d vectors but %s has %d passages; rebuilding it",
-                            vectors.size, DB_NAME, count)
-                vectors = None
+        settings, vectors = self._vector_settings, None
+        with verified_snapshot(self.directory, "vectors", *self._snapshot_meta("vectors")) as path:
+            if path is not None:
+                try:
+                    vectors = VectorIndex.open(path, self._info.dimension, mmap=settings.mmap,
+                                               nprobe=settings.nprobe, trained_on=self._trained_on())
+                except ValueError as exc:
+                    log.warning("the vector snapshot is unreadable (%s); rebuilding it from %s", exc, DB_NAME)
+        if vectors is not None and not vectors.size == count == self._info.passages:
+            log.warning("the vector snapshot holds %d vectors but %s has %d passages; rebuilding it",
+                        vectors.size, DB_NAME, count)
+            vectors = None
         if vectors is None:
             vectors = self._rebuild_vectors(count)
         self._vectors, self._vectors_generation = vectors, self._info.generation
         return vectors
+
+    def _trained_on(self) -> int | None:
+        """How many vectors the committed index was trained on (None: an older store did not say)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'vectors_trained_on'").fetchone()
+        try:
+            return int(row[0]) if row else None
+        except ValueError:
+            return None
+
+    def _mapped(self, vectors: VectorIndex, path: Path) -> VectorIndex:
+        """After a commit: the snapshot just written, memory-mapped, in place of the private copy (if mmap)."""
+        if not self._vector_settings.mmap:
+            return vectors
+        try:
+            return VectorIndex.open(str(path), vectors.dimension, mmap=True, nprobe=vectors.nprobe,
+                                    trained_on=vectors.trained_on)
+        except (ValueError, RuntimeError, OSError) as exc:
+            log.warning("cannot map %s (%s); keeping the index in memory", path, exc)
+            return vectors
 
     def _current_lexical(self) -> LexicalIndex:
         """The BM25 index of the commit this snapshot sees (call inside a snapshot)."""
@@ -519,24 +583,32 @@ class Store:
             texts.append(with_title(doc[1], doc[6][row[4]:row[5]]))
         return LexicalIndex.build(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), texts)
 
-    def _rebuild_vectors(self, count: int) -> FlatIndex:
+    def _rebuild_vectors(self, count: int) -> VectorIndex:
         """The vector index made again from the checksummed vectors kept in SQLite."""
         if count != self._info.passages:
             raise StoreCorrupt(f"{self._db_path} has {count} passages but its manifest says {self._info.passages}; "
                                "rebuild the index")
-        vectors = FlatIndex(self._info.dimension)
-        rows = self._passage_rows("", ())
+        kind = self._info.vector_kind
+        return self._build_vectors(current=cast(Kind, kind) if kind in ("flat", "ivf") else None)
+
+    def _build_vectors(self, *, current: Kind | None) -> VectorIndex:
+        """A vector index of the configured kind over every passage vector in SQLite (as this transaction sees)."""
+        dimension = self._info.dimension
+        rows = self._passage_rows("ORDER BY vid", ())
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.empty((0, dimension), dtype=np.float32)
         if rows:
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             try:
                 matrix = np.stack([np.frombuffer(r[6], dtype=np.float32) for r in rows])
             except ValueError as exc:
                 raise StoreCorrupt(f"passage vectors in {self._db_path} are damaged: {exc}") from exc
-            if matrix.shape[1] != self._info.dimension:
+            if matrix.shape[1] != dimension:
                 raise StoreCorrupt(f"passage vectors in {self._db_path} have dimension {matrix.shape[1]}, "
-                                   f"expected {self._info.dimension}")
-            vectors.add(ids, matrix)
-        return vectors
+                                   f"expected {dimension}")
+        del rows
+        if len(ids) > 1000:
+            log.info("building the %s vector index over %d passages", self._vector_settings.kind, len(ids))
+        return build(self._vector_settings, dimension, ids, matrix, current=current)
 
     def _passage_rows(self, where: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         rows = self._conn.execute(
@@ -570,6 +642,13 @@ class Store:
         if missing:
             raise StoreCorrupt(f"the vector index names passages that {self._db_path} does not hold: {missing[:5]}")
         return found
+
+
+def _nonempty(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _create_database(directory: Path, *, model: str, dimension: int) -> None:

@@ -1,0 +1,126 @@
+"""The `onnx-int8` embedding backend: a cached int8 ONNX export (index/onnx_export.py) run by onnxruntime.
+
+Neither torch nor sentence-transformers is loaded: the export holds the whole model (transformer, pooling,
+normalize) and its tokenizer. The embedder's name is the model's, as with the torch backend, so an index
+built by one backend is searched by the other (the quality check measures that mixed retrieval).
+"""
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import cachetools
+import numpy as np
+from tqdm import tqdm
+
+from index.errors import EmbedderUnavailable
+
+# As in index/embedding.py: the last one-text calls (questions) are kept for the few-text calls after them.
+_RECENT_QUERIES = 64
+_SMALL_CALL = 16
+
+
+class OnnxEmbedder:
+    """An exported model directory (model.onnx, tokenizer/, export.json) behind the `Embedder` protocol.
+
+    Usage: OnnxEmbedder(model_dir=checked_model_dir(settings), name=settings.model).embed(["text"])
+    """
+
+    def __init__(self, *, model_dir: Path, name: str, batch_size: int = 32, threads: int | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        try:
+            import onnxruntime
+            from transformers import AutoTokenizer
+        except ImportError as exc:
+            raise EmbedderUnavailable(f"the onnx-int8 backend needs the onnx extra ({exc.name} is missing): "
+                                      "pip install 'citeqa[onnx]'") from exc
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        try:
+            info = json.loads((model_dir / "export.json").read_text(encoding="utf-8"))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads or 0  # 0: onnxruntime's choice (the physical cores)
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self._session = onnxruntime.InferenceSession(str(model_dir / "model.onnx"), options,
+                                                         providers=["CPUExecutionProvider"])
+            self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "tokenizer"))
+        except Exception as exc:  # OSError, JSON errors, onnxruntime's and transformers' own…
+            raise EmbedderUnavailable(f"cannot load the ONNX model in {model_dir}: {exc}") from exc
+        self._name = name
+        self._batch_size = batch_size
+        self._dimension = int(info["dimension"])
+        self._max_length = int(info["max_seq_length"])
+        self._inputs = [i.name for i in self._session.get_inputs()]
+        # The fast tokenizer keeps padding/truncation as state of one shared object that each call may change:
+        # calls are serialised (tokenizing is a small part of a batch's time; the model runs outside the lock).
+        self._tokenizer_lock = threading.Lock()
+        self._recent: cachetools.LRUCache[str, np.ndarray] = cachetools.LRUCache(maxsize=_RECENT_QUERIES)
+        self._recent_lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if len(texts) > _SMALL_CALL:
+            return self._encode(texts, progress=progress)
+        with self._recent_lock:
+            known = {text: self._recent[text] for text in texts if text in self._recent}
+        missing = list(dict.fromkeys(text for text in texts if text not in known))
+        if missing:
+            made = self._encode(missing, progress=progress)
+            known.update(zip(missing, made, strict=True))
+            if len(texts) == 1:
+                with self._recent_lock:
+                    self._recent[texts[0]] = made[0].copy()
+        out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row] = known[text]
+        return out
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        if not texts:
+            return []
+        with self._tokenizer_lock:
+            encoded = self._tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
+                                      verbose=False)
+        return [[(int(s), int(e)) for s, e in offsets] for offsets in encoded["offset_mapping"]]
+
+    def _encode(self, texts: Sequence[str], *, progress: bool) -> np.ndarray:
+        out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        if len(texts) <= self._batch_size:
+            if texts:
+                out[:] = self._run(list(texts))
+            return out
+        # Longest first, by word pieces: batches of similar length waste little on padding.
+        with self._tokenizer_lock:
+            lengths = [len(ids) for ids in self._tokenizer(list(texts), truncation=True, max_length=self._max_length,
+                                                           verbose=False)["input_ids"]]
+        order = np.argsort([-n for n in lengths], kind="stable")
+        with tqdm(total=len(texts), unit="passage", desc="embedding", disable=not progress or None,
+                  leave=False) as bar:
+            for start in range(0, len(texts), self._batch_size):
+                rows = order[start:start + self._batch_size]
+                out[rows] = self._run([texts[i] for i in rows])
+                bar.update(len(rows))
+        return out
+
+    def _run(self, batch: list[str]) -> np.ndarray:
+        """One forward pass: unit vectors of `batch` (at most batch_size texts)."""
+        with self._tokenizer_lock:
+            features = self._tokenizer(batch, padding=True, truncation=True, max_length=self._max_length,
+                                       return_tensors="np", verbose=False)
+        (vectors,) = self._session.run(None, {name: features[name].astype(np.int64) for name in self._inputs})
+        vectors = np.asarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
