@@ -5,7 +5,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -50,6 +50,34 @@ class Embedder(Protocol):
         ...
 
 
+class RecentQueries:
+    """The vectors of the last few one-text calls (questions), looked up by every call of a few texts; larger
+    calls (ingest batches) go straight to the model. Shared by the embedders of every backend."""
+
+    def __init__(self, dimension: int) -> None:
+        self._dimension = dimension
+        self._vectors: cachetools.LRUCache[str, np.ndarray] = cachetools.LRUCache(maxsize=_RECENT_QUERIES)
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], encode: Callable[[Sequence[str]], np.ndarray]) -> np.ndarray:
+        """`encode(texts)`, with the remembered texts looked up instead of encoded again."""
+        if len(texts) > _SMALL_CALL:
+            return encode(texts)
+        with self._lock:
+            known = {text: self._vectors[text] for text in texts if text in self._vectors}
+        missing = list(dict.fromkeys(text for text in texts if text not in known))
+        if missing:
+            made = encode(missing)
+            known.update(zip(missing, made, strict=True))
+            if len(texts) == 1:
+                with self._lock:
+                    self._vectors[texts[0]] = made[0].copy()
+        out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row] = known[text]
+        return out
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model; the default is the bundled all-MiniLM-L6-v2.
 
@@ -79,8 +107,7 @@ class SentenceTransformerEmbedder:
         if not dimension:
             raise EmbedderUnavailable(f"embedding model {model!r} does not say its dimension")
         self._dimension = int(dimension)
-        self._recent: cachetools.LRUCache[str, np.ndarray] = cachetools.LRUCache(maxsize=_RECENT_QUERIES)
-        self._recent_lock = threading.Lock()
+        self._recent = RecentQueries(self._dimension)
         # The fast tokenizer's padding and truncation are state of one shared Rust object, changed by every call
         # that asks for other settings: a call without padding (token_spans, the length pass) landing between
         # another thread's settings and its encoding hands the model an unpadded batch (a ValueError under
@@ -99,21 +126,7 @@ class SentenceTransformerEmbedder:
         return self._dimension
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        if len(texts) > _SMALL_CALL:
-            return self._encode(texts, progress=progress)
-        with self._recent_lock:
-            known = {text: self._recent[text] for text in texts if text in self._recent}
-        missing = list(dict.fromkeys(text for text in texts if text not in known))
-        if missing:
-            made = self._encode(missing, progress=progress)
-            known.update(zip(missing, made, strict=True))
-            if len(texts) == 1:
-                with self._recent_lock:
-                    self._recent[texts[0]] = made[0].copy()
-        out = np.empty((len(texts), self._dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            out[row] = known[text]
-        return out
+        return self._recent.embed(texts, lambda some: self._encode(some, progress=progress))
 
     def _encode(self, texts: Sequence[str], *, progress: bool) -> np.ndarray:
         out = np.empty((len(texts), self._dimension), dtype=np.float32)

@@ -10,15 +10,11 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import cachetools
 import numpy as np
 from tqdm import tqdm
 
+from index.embedding import RecentQueries
 from index.errors import EmbedderUnavailable
-
-# As in index/embedding.py: the last one-text calls (questions) are kept for the few-text calls after them.
-_RECENT_QUERIES = 64
-_SMALL_CALL = 16
 
 
 class OnnxEmbedder:
@@ -57,11 +53,10 @@ class OnnxEmbedder:
         self._dimension = int(info["dimension"])
         self._max_length = int(info["max_seq_length"])
         self._inputs = [i.name for i in self._session.get_inputs()]
+        self._recent = RecentQueries(self._dimension)
         # The fast tokenizer keeps padding/truncation as state of one shared object that each call may change:
         # calls are serialised (tokenizing is a small part of a batch's time; the model runs outside the lock).
         self._tokenizer_lock = threading.Lock()
-        self._recent: cachetools.LRUCache[str, np.ndarray] = cachetools.LRUCache(maxsize=_RECENT_QUERIES)
-        self._recent_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -72,21 +67,7 @@ class OnnxEmbedder:
         return self._dimension
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        if len(texts) > _SMALL_CALL:
-            return self._encode(texts, progress=progress)
-        with self._recent_lock:
-            known = {text: self._recent[text] for text in texts if text in self._recent}
-        missing = list(dict.fromkeys(text for text in texts if text not in known))
-        if missing:
-            made = self._encode(missing, progress=progress)
-            known.update(zip(missing, made, strict=True))
-            if len(texts) == 1:
-                with self._recent_lock:
-                    self._recent[texts[0]] = made[0].copy()
-        out = np.empty((len(texts), self._dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            out[row] = known[text]
-        return out
+        return self._recent.embed(texts, lambda some: self._encode(some, progress=progress))
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         if not texts:
