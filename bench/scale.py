@@ -331,6 +331,7 @@ def child_search(spec: dict[str, Any]) -> dict[str, Any]:
     from langchain_community.docstore.in_memory import InMemoryDocstore
     from langchain_community.vectorstores import FAISS
     from sentence_transformers import SentenceTransformer
+    from threadpoolctl import threadpool_limits
     from transformers.utils import logging as transformers_logging
 
     from api.settings import Settings
@@ -343,6 +344,9 @@ def child_search(spec: dict[str, Any]) -> dict[str, Any]:
     transformers_logging.disable_progress_bar()
     threads = spec["threads"]
     torch.set_num_threads(threads)
+    # NumPy's BLAS gets one thread, as FAISS searches with one: its idle threads spin after each call and
+    # would slow the row that comes next. torch keeps its own OpenMP threads.
+    threadpool_limits(limits=1, user_api="blas")
     index_dir, size = Path(spec["index"]), spec["size"]
     tier = corpus.Passages(Path(spec["tier"]), np.load(Path(spec["tier"]) / "ends.npy"))
     records = tier.records_for(size)
@@ -389,10 +393,10 @@ def child_search(spec: dict[str, Any]) -> dict[str, Any]:
 
     texts = tier.texts(passages)
     stemmer = Stemmer.Stemmer("english")
-    before = rss_bytes()
     bm25 = bm25s.BM25()
     bm25.index(bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
-    memory["bm25s"] = rss_bytes() - before
+    # Its arrays, counted directly: an RSS delta here mostly shows the tokenizer's garbage come and go.
+    memory["bm25s"] = sum(int(getattr(v, "nbytes", 0)) for v in bm25.scores.values())
 
     before = rss_bytes()
     lc_store = FAISS(embedding_function=langchain_embeddings(threads), index=faiss.IndexFlatL2(matrix.shape[1]),
@@ -425,7 +429,7 @@ def child_search(spec: dict[str, Any]) -> dict[str, Any]:
     def bm25s_search(q: str) -> None:
         tokens = bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False)
         if tokens.vocab:  # a question of stop-words only has no token to look up
-            bm25.retrieve(tokens, k=min(fetch_k, passages), show_progress=False, n_threads=1)
+            bm25.retrieve(tokens, k=min(fetch_k, passages), show_progress=False, n_threads=0)  # 0: no pool
 
     def hybrid_floor(q: str) -> None:
         raw.search(encode([q]), fetch_k)
@@ -686,7 +690,7 @@ def summarise_search(out: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure_size(size: int, tier_dir: Path, configs: list[dict[str, str]], questions: list[str], warmup: str,
-                 work: Path, args: argparse.Namespace) -> dict[str, Any]:
+                 work: Path, args: argparse.Namespace, progress: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     result: dict[str, Any] = {"size": size, "configs": {}}
     env = bench_env(args.threads)
     if size in args.ingest_sizes:
@@ -727,6 +731,7 @@ def measure_size(size: int, tier_dir: Path, configs: list[dict[str, str]], quest
             "disk_bytes_per_passage": {k: v / passages for k, v in built["disk_bytes"].items()},
             "serve_peak_rss_mib": finished_serve.peak_rss_mib, "search_foreign_cpus": foreign,
         }
+        progress(result)
     return result
 
 
@@ -840,7 +845,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                               "real_passages": args.real_up_to}, env, work)
                 result["synthetic"] = meta
             step = time.perf_counter()
-            measured = measure_size(size, tier_dir, configs, questions, warmup, work, args)
+
+            def progress(partial: dict[str, Any]) -> None:
+                if args.out:  # what is measured so far, in case a later step fails or is stopped
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    args.out.write_text(json.dumps({**result, "partial": True,
+                                                    "sizes": [*result["sizes"], partial]}, indent=2) + "\n")
+
+            measured = measure_size(size, tier_dir, configs, questions, warmup, work, args, progress)
             measured["seconds"] = time.perf_counter() - step
             result["sizes"].append(measured)
             log(f"{size_name(size)}: done in {measured['seconds'] / 60:.1f} min")
