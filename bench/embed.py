@@ -2,7 +2,7 @@
 
 Rows, each with its own model, timed on the same passages:
 
-* **floor**: `SentenceTransformer.encode(passages, batch_size=32)` on the bundled all-MiniLM-L6-v2 (fp32
+* **floor**: `SentenceTransformer.encode(passages, batch_size=N)` on the bundled all-MiniLM-L6-v2 (fp32
   torch, `--threads` torch threads); no citeqa code around it.
 * **torch**: citeqa's `SentenceTransformerEmbedder.embed` (the default backend), for reference.
 * **onnx-int8 (PRESET)**: citeqa's `OnnxEmbedder.embed` on the int8 export of the same model (one row per
@@ -16,7 +16,7 @@ rotates from round to round. A row's rate is the median over rounds; the table a
 own ratio. Target (issue 6): the first int8 row's median rate >= 2 x the floor's median rate (a ratio in the
 same run, so it carries across machines).
 
-Usage: .venv/bin/python bench/embed.py [--passages 256] [--repeat 3] [--threads 2] [--batch-size 32]
+Usage: .venv/bin/python bench/embed.py [--passages 256] [--repeat 3] [--threads 2] [--batch-size 8]
        [--quantization auto[,avx2,...]] [--json] [--out FILE]
 Exit codes: 0 ok, 1 a run failed, 2 the shared datasets are missing or bad arguments, 3 the target was missed.
 """
@@ -42,6 +42,8 @@ TARGET_RATIO = 2.0
 BUSY_CPUS = 0.2
 
 sys.path.insert(0, str(ROOT))  # citeqa's packages, also when it is not installed
+
+from index.config import DEFAULT_BATCH_SIZE  # noqa: E402  (after the path)
 
 
 def load_passages(count: int, token_spans: Callable[..., Any]) -> list[str]:
@@ -110,10 +112,11 @@ def summarise(seconds: dict[str, list[float]], passages: list[str], pieces: floa
     rates = {name: [len(passages) / s for s in values] for name, values in seconds.items()}
     floor = statistics.median(rates["floor"])
     # Also each round's own ratio (the rows of a round run back to back), for load that drifts between rounds.
-    rows = {name: {"median_per_s": statistics.median(values), "rates_per_s": values,
-                   "ratio_to_floor": statistics.median(values) / floor,
-                   "round_ratios": [f / s for f, s in zip(seconds["floor"], seconds[name], strict=True)]}
-            for name, values in rates.items()}
+    rows: dict[str, dict[str, Any]] = {
+        name: {"median_per_s": statistics.median(values), "rates_per_s": values,
+               "ratio_to_floor": statistics.median(values) / floor,
+               "round_ratios": [f / s for f, s in zip(seconds["floor"], seconds[name], strict=True)]}
+        for name, values in rates.items()}
     first_int8 = next(name for name in rows if name.startswith("onnx-int8"))
     ratio = rows[first_int8]["ratio_to_floor"]
     return {
@@ -153,7 +156,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--passages", type=int, default=256, metavar="N", help="passages embedded (default 256)")
     parser.add_argument("--repeat", type=int, default=3, metavar="N", help="timed rounds (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="torch / onnxruntime threads (default 2)")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="texts a forward pass (default 32)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                        help=f"texts a forward pass, every row (default {DEFAULT_BATCH_SIZE}, citeqa's)")
     parser.add_argument("--quantization", default="auto", metavar="PRESETS",
                         help="int8 presets, comma-separated: auto, avx512_vnni, avx2, arm64 (default auto); "
                         "the target applies to the first")

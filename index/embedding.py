@@ -13,7 +13,7 @@ import cachetools
 import numpy as np
 from tqdm import tqdm
 
-from index.config import DEFAULT_MODEL, EmbeddingSettings
+from index.config import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, EmbeddingSettings
 from index.errors import EmbedderUnavailable
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class SentenceTransformerEmbedder:
     Usage: SentenceTransformerEmbedder(model="sentence-transformers/all-MiniLM-L6-v2").embed(["text"])
     """
 
-    def __init__(self, *, model: str = DEFAULT_MODEL, batch_size: int = 32, device: str = "cpu",
+    def __init__(self, *, model: str = DEFAULT_MODEL, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu",
                  threads: int | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
