@@ -364,7 +364,8 @@ class Store:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 vectors = self._current_vectors()
-                statuses, removed, added_ids, added_vectors = self._apply_rows(upserts, deletes)
+                lexical = self._current_lexical()  # before the rows change: a rebuild reads them
+                statuses, removed, added_ids, added_vectors, added_texts = self._apply_rows(upserts, deletes)
                 if not removed and not added_ids and not deletes:
                     self._conn.execute("ROLLBACK")
                     return CommitResult(statuses=statuses)
@@ -376,7 +377,12 @@ class Store:
                         vectors.add(np.asarray(added_ids, dtype=np.int64), np.concatenate(added_vectors))
                 else:  # another kind, or one trained on too few of the vectors: build it again
                     vectors = self._build_vectors(current=vectors.kind)
-                lexical = self._rebuild_lexical()
+                lexical = lexical.updated(remove=np.asarray(removed, dtype=np.int64),
+                                          add_ids=np.asarray(added_ids, dtype=np.int64), add_texts=added_texts)
+                if lexical.size != vectors.size:  # cannot happen unless the snapshot lied: start from the rows
+                    log.warning("the updated BM25 index holds %d passages, the vectors %d; rebuilding it",
+                                lexical.size, vectors.size)
+                    lexical = self._rebuild_lexical()
                 generation = self._info.generation + 1
                 meta: dict[str, object] = {"generation": generation, "passages": vectors.size,
                                            "vectors_kind": vectors.kind, "vectors_quantize": vectors.quantize,
@@ -407,11 +413,14 @@ class Store:
         self.commit(deletes=[doc_id])
 
     def _apply_rows(self, upserts: Sequence[PreparedDocument], deletes: Sequence[str]
-                    ) -> tuple[dict[str, Status], list[int], list[int], list[np.ndarray]]:
+                    ) -> tuple[dict[str, Status], list[int], list[int], list[np.ndarray], list[str]]:
+        """Write the rows; return the statuses, the removed passage ids, and the added ids, vectors and texts
+        (with their titles, as BM25 indexes them)."""
         statuses: dict[str, Status] = {}
         removed: list[int] = []
         added_ids: list[int] = []
         added_vectors: list[np.ndarray] = []
+        added_texts: list[str] = []
         next_vid = self._conn.execute(
             "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'passages'), 0)").fetchone()[0] + 1
         now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -437,6 +446,7 @@ class Store:
                           chunk.char_start, chunk.char_end, vector.tobytes())
                 rows.append((*fields, _passage_checksum(fields)))
                 added_ids.append(next_vid)
+                added_texts.append(with_title(article.title, article.text[chunk.char_start:chunk.char_end]))
                 next_vid += 1
             self._conn.executemany("INSERT INTO passages VALUES (?,?,?,?,?,?,?,?)", rows)
             added_vectors.append(vectors)
@@ -444,7 +454,7 @@ class Store:
             if self._conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone() is None:
                 raise DocumentNotFound(f"no document {doc_id!r} in the index")
             removed.extend(self._drop_document(doc_id))
-        return statuses, removed, added_ids, added_vectors
+        return statuses, removed, added_ids, added_vectors, added_texts
 
     def _drop_document(self, doc_id: str) -> list[int]:
         vids = [r[0] for r in self._conn.execute("SELECT vid FROM passages WHERE doc_id = ?", (doc_id,))]
