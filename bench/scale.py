@@ -792,7 +792,7 @@ def print_table(result: dict[str, Any]) -> None:
             print(f"  {size_name(size['size']):<5}{name:<20}{b['passages']:>9}{b['seconds']:>9.1f}"
                   f"{b['passages_per_second']:>12.0f}{(f'{estimate:.3f}' if estimate else '-'):>19}"
                   f"{disk / MIB:>10.1f}{disk / b['passages']:>16.0f}{b['peak_rss_mib']:>14.0f}")
-    print("  where the build's time goes (commit = Store.commit: SQLite rows, vector index, BM25 rebuild, fsyncs):")
+    print("  where the build's time goes (commit = Store.commit: SQLite rows, vector index, BM25 update, fsyncs):")
     for size in result["sizes"]:
         for name, c in size["configs"].items():
             b = c["build"]

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+import cachetools
 import numpy as np
 from filelock import FileLock, Timeout
 
@@ -70,6 +71,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 DB_NAME = "index.sqlite"
 LOCK_NAME = "write.lock"
+_CHECKED_ROWS = 2048  # checked rows remembered per kind (a search reads up to ~60 of each)
+_SQL_VARIABLES = 900  # ids per `IN (...)`: under SQLite's oldest limit of 999 bound variables
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -101,8 +104,8 @@ class PassageStore(Protocol):
         """The k passages with the highest BM25 score for `query`, best first."""
         ...
 
-    def passage_vectors(self, passage_ids: Sequence[str]) -> np.ndarray:
-        """The stored unit vectors of these passages, in the order given."""
+    def reading(self) -> contextlib.AbstractContextManager["StoreView"]:
+        """Rankings by passage key, then only the passages kept, all from one commit."""
         ...
 
     def get_document(self, doc_id: str) -> StoredDocument:
@@ -133,6 +136,11 @@ class Store:
         self._vectors_generation = -1
         self._lexical: LexicalIndex | None = None
         self._lexical_generation = -1
+        # Rows whose checksum this process has checked, by key. A row read again is compared with its checked
+        # copy (a memcmp) instead of being hashed again (JSON + SHA-256 of a whole article was most of a
+        # search's own time); any changed byte fails the comparison and is checked anew. Reads hold `_mutex`.
+        self._checked_documents: cachetools.LRUCache[str, tuple[Any, ...]] = cachetools.LRUCache(_CHECKED_ROWS)
+        self._checked_passages: cachetools.LRUCache[int, tuple[Any, ...]] = cachetools.LRUCache(_CHECKED_ROWS)
         self._info = self._read_info()
 
     # ----- opening ------------------------------------------------------------------------------
@@ -220,42 +228,61 @@ class Store:
             self._info = self._read_info()
             return self._info
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator["StoreView"]:
+        """A view of one commit: rank first, then read only the passages kept (see StoreView)."""
+        with self._snapshot():
+            yield StoreView(self)
+
     def search(self, query: np.ndarray, k: int, *, filters: PassageFilter | None = None) -> list[SearchHit]:
         """The k passages nearest to the unit vector `query`, best first (cosine similarity)."""
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        with self._snapshot():
-            vectors = self._current_vectors()
-            allowed = self._allowed_vids(filters)
-            if vectors.size == 0 or (allowed is not None and not len(allowed)):
-                return []
-            scores, ids = vectors.search(query.reshape(1, -1), vectors.candidates(k), allowed=allowed)
-            ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-            if vectors.quantize != "none":
-                ranked = self._rescored(query, ranked)[:k]
-            return self._hits(ranked)
+        with self.reading() as view:
+            return view.hits(view.dense(query, k, filters=filters))
 
     def lexical_search(self, query: str, k: int, *, filters: PassageFilter | None = None) -> list[SearchHit]:
         """The k passages with the highest BM25 score for `query` (title included), best first."""
+        with self.reading() as view:
+            return view.hits(view.lexical(query, k, filters=filters))
+
+    def _dense_ranking(self, query: np.ndarray, k: int, filters: PassageFilter | None) -> list[tuple[int, float]]:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        with self._snapshot():
-            lexical = self._current_lexical()
-            allowed = self._allowed_vids(filters)
-            if allowed is not None and not len(allowed):
-                return []
-            ids, scores = lexical.search(query, k, allowed=allowed)
-            return self._hits([(int(i), float(s)) for i, s in zip(ids, scores, strict=True)])
+        vectors = self._current_vectors()
+        allowed = self._allowed_vids(filters)
+        if vectors.size == 0 or (allowed is not None and not len(allowed)):
+            return []
+        scores, ids = vectors.search(query.reshape(1, -1), vectors.candidates(k), allowed=allowed)
+        ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        if vectors.quantize != "none":
+            ranked = self._rescored(query, ranked)[:k]
+        return ranked
 
-    def passage_vectors(self, passage_ids: Sequence[str]) -> np.ndarray:
-        """The stored unit vectors of these passages, in the order given."""
-        with self._snapshot():
-            marks = ",".join("?" * len(passage_ids))
-            rows = {r[1]: r for r in self._passage_rows(f"WHERE passage_id IN ({marks})", list(passage_ids))}
-        missing = [p for p in passage_ids if p not in rows]
-        if missing:
-            raise KeyError(f"unknown passages: {missing[:5]}")
-        return np.stack([np.frombuffer(rows[p][6], dtype=np.float32) for p in passage_ids]) if rows else \
+    def _lexical_ranking(self, query: str, k: int, filters: PassageFilter | None) -> list[tuple[int, float]]:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        lexical = self._current_lexical()
+        allowed = self._allowed_vids(filters)
+        if allowed is not None and not len(allowed):
+            return []
+        ids, scores = lexical.search(query, k, allowed=allowed)
+        return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
+
+    def _passage_ids(self, vids: Sequence[int]) -> dict[int, str]:
+        """Passage ids by key, unchecked (for ordering only: the passages returned are checked when read)."""
+        found: dict[int, str] = {}
+        for start in range(0, len(vids), _SQL_VARIABLES):
+            part = vids[start:start + _SQL_VARIABLES]
+            found.update(self._conn.execute(f"SELECT vid, passage_id FROM passages WHERE vid IN "
+                                            f"({','.join('?' * len(part))})", tuple(part)).fetchall())
+        if len(found) != len(set(vids)):
+            raise StoreCorrupt(f"the index names passages that {self._db_path} does not hold")
+        return found
+
+    def _vectors_of(self, vids: Sequence[int]) -> np.ndarray:
+        rows = {r[0]: r for r in self._passage_rows(f"WHERE vid IN ({','.join('?' * len(vids))})", list(vids))}
+        if len(rows) != len(set(vids)):
+            raise StoreCorrupt(f"the index names passages that {self._db_path} does not hold")
+        return np.stack([np.frombuffer(rows[v][6], dtype=np.float32) for v in vids]) if vids else \
             np.empty((0, self._info.dimension), dtype=np.float32)
 
     def _rescored(self, query: np.ndarray, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -268,7 +295,7 @@ class Store:
         return sorted(((int(r[0]), float(score)) for r, score in zip(rows, scores, strict=True)),
                       key=lambda hit: (-hit[1], hit[0]))
 
-    def _hits(self, ranked: list[tuple[int, float]]) -> list[SearchHit]:
+    def _hits(self, ranked: Sequence[tuple[int, float]]) -> list[SearchHit]:
         passages = self._passages_by_vid([vid for vid, _ in ranked])
         return [SearchHit(passage=passages[vid], score=score) for vid, score in ranked]
 
@@ -624,10 +651,26 @@ class Store:
         rows = self._conn.execute(
             "SELECT vid, passage_id, doc_id, ordinal, char_start, char_end, vector, checksum FROM passages "
             + where, tuple(params)).fetchall()
+        checked = self._checked_passages
         for row in rows:
-            if _passage_checksum(row[:7]) != row[7]:
-                raise StoreCorrupt(f"passage {row[1]!r} in {self._db_path} fails its checksum; rebuild the index")
+            if checked.get(row[0]) != row:
+                if _passage_checksum(row[:7]) != row[7]:
+                    raise StoreCorrupt(f"passage {row[1]!r} in {self._db_path} fails its checksum; rebuild the index")
+                checked[row[0]] = row
         return rows
+
+    def _document_rows(self, doc_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """The checked rows of these documents, by id (absent ids are left out)."""
+        found: dict[str, tuple[Any, ...]] = {}
+        checked = self._checked_documents
+        for start in range(0, len(doc_ids), _SQL_VARIABLES):
+            part = doc_ids[start:start + _SQL_VARIABLES]
+            for row in self._conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id IN "
+                                          f"({','.join('?' * len(part))})", tuple(part)):
+                if checked.get(row[0]) != row:
+                    checked[row[0]] = _verify_document_row(row)
+                found[row[0]] = row
+        return found
 
     def _passages_by_vid(self, vids: Sequence[int]) -> dict[int, Passage]:
         if not vids:
@@ -635,12 +678,10 @@ class Store:
         marks = ",".join("?" * len(vids))
         rows = self._passage_rows(f"WHERE vid IN ({marks})", vids)
         doc_ids = sorted({r[2] for r in rows})
-        docs = {}
+        docs = self._document_rows(doc_ids)
         for doc_id in doc_ids:
-            row = self._conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-            if row is None:
+            if doc_id not in docs:
                 raise StoreCorrupt(f"passages of {doc_id!r} have no document row in {self._db_path}")
-            docs[doc_id] = _verify_document_row(row)
         found = {}
         for vid, passage_id, doc_id, _ordinal, start, end, _vector, _sum in rows:
             doc = docs[doc_id]
@@ -653,6 +694,39 @@ class Store:
             raise StoreCorrupt(f"the vector index names passages that {self._db_path} does not hold: {missing[:5]}")
         return found
 
+
+
+class StoreView:
+    """Reads from one commit of a store (`with store.reading() as view`), only while the `with` lasts.
+
+    Rankings come as (key, score) pairs, best first, where a key is the store's own passage number: a caller
+    that fuses or cuts rankings reads whole passages (each row checked) only for the keys it keeps, instead
+    of for every candidate of every ranker.
+    Usage: with store.reading() as view: best = view.dense(vector, 30)[:5]; hits = view.hits(best)
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def dense(self, query: np.ndarray, k: int, *, filters: PassageFilter | None = None) -> list[tuple[int, float]]:
+        """The k keys nearest to the unit vector `query` and their cosines, best first."""
+        return self._store._dense_ranking(query, k, filters)
+
+    def lexical(self, query: str, k: int, *, filters: PassageFilter | None = None) -> list[tuple[int, float]]:
+        """The k keys with the highest BM25 score for `query` (title included) and their scores, best first."""
+        return self._store._lexical_ranking(query, k, filters)
+
+    def passage_ids(self, keys: Sequence[int]) -> dict[int, str]:
+        """The passage id of each key (cheap: for ordering; not checked until the passage itself is read)."""
+        return self._store._passage_ids(keys)
+
+    def vectors(self, keys: Sequence[int]) -> np.ndarray:
+        """The stored unit vectors of these keys, in the order given."""
+        return self._store._vectors_of(keys)
+
+    def hits(self, ranked: Sequence[tuple[int, float]]) -> list[SearchHit]:
+        """The passages of (key, score) pairs with their scores, in the order given."""
+        return self._store._hits(ranked)
 
 def _nonempty(path: Path) -> bool:
     try:

@@ -1,8 +1,12 @@
 """Hybrid retrieval: dense (FAISS) and BM25 rankings fused by reciprocal rank fusion, optional MMR.
 
+Both rankings, the fusion and the passages read come from one commit of the store (`Store.reading`); only
+the k passages kept are read whole, not every candidate of both rankers.
+
 Usage: Retriever(store=s, embedder=e, k=5).invoke("who said …") -> list[langchain Document]
 """
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -12,7 +16,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from pydantic import ConfigDict, Field
 
 from index.embedding import Embedder
-from index.records import PassageFilter, SearchHit
+from index.records import PassageFilter
 from index.store import Store
 from qa.records import RetrievedPassage
 
@@ -51,38 +55,43 @@ class Retriever(BaseRetriever):
         fetch = max(self.fetch_k, k)
         embedder: Embedder = self.embedder
         query_vector = embedder.embed([query])[0] if self.mode != "bm25" or self.mmr else None
-        dense = self.store.search(query_vector, fetch, filters=filters) if query_vector is not None and \
-            self.mode != "bm25" else []
-        lexical = self.store.lexical_search(query, fetch, filters=filters) if self.mode != "dense" else []
-        fused = fuse(dense, lexical)
-        if self.mmr and query_vector is not None and len(fused) > k:
-            vectors = self.store.passage_vectors([hit.passage.passage_id for hit, _ in fused])
-            order = maximal_marginal_relevance(query_vector, vectors.tolist(), lambda_mult=self.mmr_lambda, k=k)
-            fused = [fused[i] for i in order]
+        with self.store.reading() as view:
+            dense = view.dense(query_vector, fetch, filters=filters) if query_vector is not None and \
+                self.mode != "bm25" else []
+            lexical = view.lexical(query, fetch, filters=filters) if self.mode != "dense" else []
+            keys = list(dict.fromkeys(key for key, _ in [*dense, *lexical]))
+            fused = fuse(dense, lexical, view.passage_ids(keys))
+            if self.mmr and query_vector is not None and len(fused) > k:
+                vectors = view.vectors([key for key, _ in fused])
+                order = maximal_marginal_relevance(query_vector, vectors.tolist(), lambda_mult=self.mmr_lambda, k=k)
+                fused = [fused[i] for i in order]
+            fused = fused[:k]
+            hits = view.hits([(key, score) for key, (score, _) in fused])
         return [
             RetrievedPassage(passage_id=hit.passage.passage_id, doc_id=hit.passage.doc_id,
                              char_start=hit.passage.char_start, char_end=hit.passage.char_end,
                              text=hit.passage.text, title=hit.passage.title, url=hit.passage.url,
                              published=hit.passage.published, score=score, rank=rank, signals=signals)
-            for rank, (hit, (score, signals)) in enumerate(fused[:k], start=1)
+            for rank, (hit, (_, (score, signals))) in enumerate(zip(hits, fused, strict=True), start=1)
         ]
 
 
-def fuse(dense: list[SearchHit], lexical: list[SearchHit]
-         ) -> list[tuple[SearchHit, tuple[float, dict[str, float | int | None]]]]:
-    """Reciprocal rank fusion: score = Σ 1/(60 + rank) over the rankers that returned the passage."""
-    merged: dict[str, tuple[SearchHit, dict[str, float | int | None]]] = {}
-    for name, hits in (("dense", dense), ("bm25", lexical)):
-        for rank, hit in enumerate(hits, start=1):
-            _, signals = merged.setdefault(hit.passage.passage_id, (hit, {
-                "dense_rank": None, "dense_score": None, "bm25_rank": None, "bm25_score": None}))
+def fuse(dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]], passage_ids: Mapping[int, str]
+         ) -> list[tuple[int, tuple[float, dict[str, float | int | None]]]]:
+    """Reciprocal rank fusion of two (key, score) rankings: score = Σ 1/(60 + rank) over the rankers that
+    returned the passage; ties broken by passage id."""
+    merged: dict[int, dict[str, float | int | None]] = {}
+    for name, ranking in (("dense", dense), ("bm25", lexical)):
+        for rank, (key, ranker_score) in enumerate(ranking, start=1):
+            signals = merged.setdefault(key, {"dense_rank": None, "dense_score": None, "bm25_rank": None,
+                                              "bm25_score": None})
             signals[f"{name}_rank"] = rank
-            signals[f"{name}_score"] = float(hit.score)
+            signals[f"{name}_score"] = float(ranker_score)
     scored = []
-    for hit, signals in merged.values():
+    for key, signals in merged.items():
         score = sum(1.0 / (RRF_K + r) for r in (signals["dense_rank"], signals["bm25_rank"]) if r is not None)
-        scored.append((hit, (score, signals)))
-    scored.sort(key=lambda item: (-item[1][0], item[0].passage.passage_id))
+        scored.append((key, (score, signals)))
+    scored.sort(key=lambda item: (-item[1][0], passage_ids[item[0]]))
     return scored
 
 

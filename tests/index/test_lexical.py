@@ -80,8 +80,9 @@ def test_inconsistent_arrays_are_refused() -> None:
         LexicalIndex.from_bytes(buffer.getvalue())
 
 
-WORDS = ("bridge council budget strike river harbor repair cost vote tunnel ferry mayor port crane wage "
-         "union storm flood school grant museum rail bus fare tax").split()
+WORDS = ["bridge", "council", "budget", "strike", "river", "harbor", "repair", "cost", "vote", "tunnel", "ferry",
+         "mayor", "port", "crane", "wage", "union", "storm", "flood", "school", "grant", "museum", "rail", "bus",
+         "fare", "tax"]
 
 
 def _corpus(rng: random.Random, count: int) -> list[str]:

@@ -239,9 +239,11 @@ def test_sq8_hits_are_scored_with_the_exact_vectors(kind: str, tmp_path: Path) -
         want = exact.search(query, 10)
         got = sq8.search(query, 10)
         assert len(got) == 10 and [h.score for h in got] == sorted((h.score for h in got), reverse=True)
-        for hit in got:  # the score is the cosine with the stored float vector, not the 8-bit one
-            stored = sq8.passage_vectors([hit.passage.passage_id])[0]
-            assert hit.score == pytest.approx(float(stored @ query), abs=1e-5)
+        with sq8.reading() as view:  # the score is the cosine with the stored float vector, not the 8-bit one
+            ranked = view.dense(query, 10)
+            stored = view.vectors([key for key, _ in ranked])
+        assert [score for _, score in ranked] == [h.score for h in got]
+        assert np.allclose([score for _, score in ranked], stored @ query, atol=1e-5)
         shares.append(len({h.passage.passage_id for h in got} & {h.passage.passage_id for h in want}) / 10)
     assert np.mean(shares) >= 0.98
 

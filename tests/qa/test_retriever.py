@@ -40,13 +40,36 @@ def test_bm25_finds_a_rare_name_dense_alone_ranks_lower(demo_store: Store, minil
 
 def test_fusion_is_reciprocal_rank(demo_store: Store, minilm) -> None:
     vector = minilm.embed(["port strike"])[0]
-    dense = demo_store.search(vector, 5)
-    lexical = demo_store.lexical_search("port strike", 5)
-    fused = fuse(dense, lexical)
-    for _hit, (score, signals) in fused:
+    with demo_store.reading() as view:
+        dense, lexical = view.dense(vector, 5), view.lexical("port strike", 5)
+        names = view.passage_ids([key for key, _ in dense + lexical])
+    assert dense and lexical
+    fused = fuse(dense, lexical, names)
+    for _key, (score, signals) in fused:
         expected = sum(1 / (RRF_K + r) for r in (signals["dense_rank"], signals["bm25_rank"]) if r)
         assert score == pytest.approx(expected)
-    assert {h.passage.passage_id for h, _ in fused} == {h.passage.passage_id for h in dense + lexical}
+    assert {key for key, _ in fused} == {key for key, _ in dense + lexical}
+    scores = [(-score, names[key]) for key, (score, _) in fused]
+    assert scores == sorted(scores)  # best first, ties by passage id
+
+
+def test_fusion_breaks_ties_by_passage_id() -> None:
+    fused = fuse([(7, 0.9)], [(3, 4.2)], {7: "b#0", 3: "a#0"})
+    assert [key for key, _ in fused] == [3, 7]  # both rank 1 of one ranker: equal scores
+    assert fused[0][1][1] == {"dense_rank": None, "dense_score": None, "bm25_rank": 1, "bm25_score": 4.2}
+
+
+def test_retrieved_passages_are_the_store_hits_of_the_fused_keys(demo_store: Store, minilm) -> None:
+    query = "How much did the Harbor Bridge repairs cost?"
+    found = Retriever(store=demo_store, embedder=minilm, k=3).retrieve(query)
+    dense = {h.passage.passage_id: h for h in demo_store.search(minilm.embed([query])[0], 30)}
+    lexical = {h.passage.passage_id: h for h in demo_store.lexical_search(query, 30)}
+    for passage in found:
+        hit = dense.get(passage.passage_id) or lexical[passage.passage_id]
+        assert (passage.text, passage.doc_id, passage.char_start) == (hit.passage.text, hit.passage.doc_id,
+                                                                      hit.passage.char_start)
+        if passage.signals["dense_score"] is not None:
+            assert passage.signals["dense_score"] == pytest.approx(dense[passage.passage_id].score)
 
 
 @pytest.mark.parametrize(("filters", "allowed"), [
