@@ -69,8 +69,9 @@ bench: install
 	$(BIN)/python bench/ask.py
 	$(BIN)/python bench/http_load.py
 	$(BIN)/python bench/embed.py
+	$(BIN)/python bench/lexical.py
 
-# 1k, 10k and 100k passages (README "Benchmarks"). The first run embeds 100k passages once (~40 min on 2 idle
+# 1k, 10k and 100k passages (README "Benchmarks"). The first run embeds 100k passages once (~30 min on 2 idle
 # cores) into .citeqa/bench/; SCALE_ARGS=--1m adds the 1M step (synthetic vectors around the real ones).
 bench-scale: install
 	$(BIN)/python bench/scale.py $(SCALE_ARGS)

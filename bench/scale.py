@@ -2,7 +2,7 @@
 
 The corpus (bench/scale_corpus.py): dataset text from ../shared/datasets in seeded variations, cut into
 passages by citeqa's own chunker; each size is a prefix of the next. The 100k passages are embedded once
-with citeqa's embedder (all-MiniLM-L6-v2) and cached as .npy under .citeqa/bench/scale-<key>/ (~40 min on
+with citeqa's embedder (all-MiniLM-L6-v2) and cached as .npy under .citeqa/bench/scale-<key>/ (~30 min on
 2 idle cores; `bench/scale_corpus.py embed` does it alone, and resumes). The opt-in 1M tier (`--1m`) has
 real text but synthetic vectors: the first 100k are the real ones, each further passage j gets
 normalize(real[j mod 100k] + sigma * gaussian noise), sigma chosen so a vector's cosine to its parent is
@@ -619,7 +619,7 @@ def ensure_real_tier(args: argparse.Namespace, env: dict[str, str], need: int) -
         tier = corpus.Passages(directory, np.load(directory / "ends.npy"))
         ready = tier.count >= need and corpus.done_rows(directory) >= tier.ends[tier.records_for(need) - 1]
     if not ready:
-        log(f"embedding the corpus once ({need} passages, cached in {directory}; ~40 min for 100k on 2 idle "
+        log(f"embedding the corpus once ({need} passages, cached in {directory}; ~30 min for 100k on 2 idle "
             f"cores; progress in {cache}/embed.log)")
         cache.mkdir(parents=True, exist_ok=True)
         with open(cache / "embed.log", "a", encoding="utf-8") as progress:

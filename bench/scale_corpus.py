@@ -19,7 +19,7 @@ files, this recipe, the model and the chunk settings):
                             real/progress.json says how many rows are done)
     synthetic-<N>/...       the same files for the opt-in synthetic tier (vectors around the real ones)
 
-Usage (the embedding step takes ~40 min for 100k passages on 2 idle cores; run it once, it resumes):
+Usage (the embedding step takes ~30 min for 100k passages on 2 idle cores; run it once, it resumes):
     .venv/bin/python bench/scale_corpus.py embed [--passages 100000] [--threads 2] [--cache DIR]
 (bench/scale.py runs it when the vectors it needs are missing.)
 """
