@@ -53,14 +53,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import StageClock, busy_cpu_seconds, group
+from common import (
+    CACHE,
+    HOTPOT,
+    ROOT,
+    SQUAD2,
+    StageClock,
+    busy_cpu_seconds,
+    dataset_files,
+    group,
+    publish,
+    read_jsonl,
+    squad_and_hotpot,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-DATASETS = ROOT.parent / "shared" / "datasets"
-SQUAD2 = DATASETS / "squad_v2_dev"
-SQUAD1 = DATASETS / "squad_v1_dev"
-HOTPOT = DATASETS / "hotpotqa_dev_distractor"
-CACHE = ROOT / ".citeqa" / "bench"
 RECIPE = 1  # bump when the corpus recipe below changes: it is part of the cache key
 SEED = 20240611
 MIN_PARAGRAPHS, MAX_PARAGRAPHS = 3, 6
@@ -75,20 +81,9 @@ sys.path.insert(0, str(ROOT))  # citeqa's packages, also when it is not installe
 # ----- the corpus and its cached index ---------------------------------------------------------------
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def dataset_files() -> list[Path]:
-    return [d / name for d in (SQUAD2, SQUAD1, HOTPOT) for name in ("corpus.jsonl", "qa.jsonl")]
-
-
 def iter_records() -> Any:
     """Article-sized records, pass after pass; pass 1 holds every distinct text once."""
-    squad = read_jsonl(SQUAD2 / "corpus.jsonl")
-    known = {doc["doc_id"] for doc in squad}
-    squad += [doc for doc in read_jsonl(SQUAD1 / "corpus.jsonl") if doc["doc_id"] not in known]
-    hotpot = read_jsonl(HOTPOT / "corpus.jsonl")
+    squad, hotpot = squad_and_hotpot()
     for number in range(1, 1000):
         rng = random.Random(SEED + number)
         for doc in squad:
@@ -398,18 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench/ask.py: {exc}", file=sys.stderr)
         return 1
     result = summarise(samples, args, meta, index_dir, rows, seconds, foreign)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_table(result)
-    missed = [t["target"] for t in result["targets"] if not t["met"]]
-    if missed:
-        print(f"bench/ask.py: target missed: {'; '.join(missed)}", file=sys.stderr)
-        return 3
-    return 0
+    return publish(result, args, print_table, "bench/ask.py")
 
 
 if __name__ == "__main__":

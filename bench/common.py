@@ -1,13 +1,60 @@
-"""What the benchmark scripts share: article-sized groups of dataset paragraphs, per-stage clocks, CPU meters.
+"""What the benchmark scripts share: the shared datasets, article-sized groups of dataset paragraphs, per-stage
+clocks, CPU meters, and how a result is written out.
 
 The scripts run as `python bench/NAME.py`, so this folder is first on sys.path and `import common` finds this.
 """
 
+import argparse
+import json
 import random
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = ROOT.parent / "shared" / "datasets"
+SQUAD2 = DATASETS / "squad_v2_dev"
+SQUAD1 = DATASETS / "squad_v1_dev"
+HOTPOT = DATASETS / "hotpotqa_dev_distractor"
+CACHE = ROOT / ".citeqa" / "bench"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def dataset_files() -> list[Path]:
+    """The shared dataset files the search benchmarks read (part of their cache keys)."""
+    return [d / name for d in (SQUAD2, SQUAD1, HOTPOT) for name in ("corpus.jsonl", "qa.jsonl")]
+
+
+def squad_and_hotpot() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The SQuAD articles (2.0 dev, then the 1.1 dev ones 2.0 lacks) and the HotpotQA paragraphs."""
+    squad = read_jsonl(SQUAD2 / "corpus.jsonl")
+    known = {doc["doc_id"] for doc in squad}
+    squad += [doc for doc in read_jsonl(SQUAD1 / "corpus.jsonl") if doc["doc_id"] not in known]
+    return squad, read_jsonl(HOTPOT / "corpus.jsonl")
+
+
+def publish(result: dict[str, Any], args: argparse.Namespace, print_table: Callable[[dict[str, Any]], None],
+            script: str) -> int:
+    """Write the result to `args.out` if given, print it (JSON with `args.json`, else the table) and return
+    the exit code: 3 naming each missed target on stderr, else 0."""
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_table(result)
+    missed = [t["target"] for t in result.get("targets", []) if not t["met"]]
+    if missed:
+        print(f"{script}: target missed: {'; '.join(missed)}", file=sys.stderr)
+        return 3
+    return 0
 
 
 def group(items: list[Any], rng: random.Random, low: int, high: int) -> list[list[Any]]:

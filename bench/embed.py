@@ -34,10 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import busy_cpu_seconds
+from common import ROOT, SQUAD2, busy_cpu_seconds, publish
 
-ROOT = Path(__file__).resolve().parent.parent
-SQUAD2 = ROOT.parent / "shared" / "datasets" / "squad_v2_dev"
 TARGET_RATIO = 2.0
 BUSY_CPUS = 0.2
 
@@ -194,18 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     foreign = None if busy_before is None or busy_after is None else \
         max(0.0, busy_after - busy_before - own) / elapsed
     result = summarise(seconds, passages, pieces, args, foreign)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_table(result)
-    missed = [t["target"] for t in result["targets"] if not t["met"]]
-    if missed:
-        print(f"bench/embed.py: target missed: {'; '.join(missed)}", file=sys.stderr)
-        return 3
-    return 0
+    return publish(result, args, print_table, "bench/embed.py")
 
 
 if __name__ == "__main__":

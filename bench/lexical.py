@@ -16,12 +16,10 @@ import random
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from common import ROOT, SQUAD2
 
-ROOT = Path(__file__).resolve().parent.parent
-SQUAD2 = ROOT.parent / "shared" / "datasets" / "squad_v2_dev"
 sys.path.insert(0, str(ROOT))  # citeqa's packages, also when it is not installed
 
 from index.lexical import LexicalIndex  # noqa: E402  (after the path)

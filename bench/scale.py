@@ -66,10 +66,9 @@ from typing import Any
 
 import numpy as np
 import scale_corpus as corpus
-from common import busy_cpu_seconds
+from common import HOTPOT, ROOT, SQUAD2, busy_cpu_seconds, dataset_files, publish, read_jsonl
 from ingest import run_child, texts_digest
 
-ROOT = corpus.ROOT
 MIB = 1024 * 1024
 SEARCH_K = 5  # `citeqa search` default
 RECALL_K = 10
@@ -599,8 +598,8 @@ def ingest_child(mode: str, corpus_dir: Path, texts: Path, index: Path, env: dic
 def sample_questions(count: int, seed: int) -> tuple[list[str], str]:
     """`count` distinct questions, half SQuAD 2.0 dev and half HotpotQA, and one more for the warm-up."""
     rng = random.Random(seed)
-    squad = list(dict.fromkeys(q["question"] for q in corpus.read_jsonl(corpus.SQUAD2 / "qa.jsonl")))
-    hotpot = list(dict.fromkeys(q["question"] for q in corpus.read_jsonl(corpus.HOTPOT / "qa.jsonl")))
+    squad = list(dict.fromkeys(q["question"] for q in read_jsonl(SQUAD2 / "qa.jsonl")))
+    hotpot = list(dict.fromkeys(q["question"] for q in read_jsonl(HOTPOT / "qa.jsonl")))
     from_hotpot = min(count // 2, len(hotpot) - 1)
     picked = rng.sample(squad, count - from_hotpot + 1) + rng.sample(hotpot, from_hotpot)
     warmup, rest = picked[0], picked[1:]
@@ -925,7 +924,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(CHILDREN[args.child](json.loads(args.spec.read_text(encoding="utf-8")))))
         return 0
-    missing = [path for path in corpus.dataset_files() if not path.is_file()]
+    missing = [path for path in dataset_files() if not path.is_file()]
     if missing:
         print(f"bench/scale.py: the shared datasets are missing: {missing[0]} "
               "(expected ../shared/datasets next to the repository)", file=sys.stderr)
@@ -938,18 +937,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, subprocess.CalledProcessError) as exc:
         print(f"bench/scale.py: {exc}", file=sys.stderr)
         return 1
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_table(result)
-    missed = [t["target"] for t in result["targets"] if not t["met"]]
-    if missed:
-        print(f"bench/scale.py: target missed: {'; '.join(missed)}", file=sys.stderr)
-        return 3
-    return 0
+    return publish(result, args, print_table, "bench/scale.py")
 
 
 if __name__ == "__main__":

@@ -44,14 +44,8 @@ import numpy as np
 from filelock import FileLock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import group  # noqa: E402
+from common import CACHE, ROOT, dataset_files, group, squad_and_hotpot  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-DATASETS = ROOT.parent / "shared" / "datasets"
-SQUAD2 = DATASETS / "squad_v2_dev"
-SQUAD1 = DATASETS / "squad_v1_dev"
-HOTPOT = DATASETS / "hotpotqa_dev_distractor"
-CACHE = ROOT / ".citeqa" / "bench"
 RECIPE = 1  # bump when the recipe below changes: it is part of the cache key
 SEED = 20240611
 REAL_PASSAGES = 100_000  # the largest tier embedded with the real model
@@ -63,22 +57,6 @@ RECORDS_PER_FILE = 10_000  # ~10 MB of JSON Lines per corpus file
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 
 sys.path.insert(0, str(ROOT))  # citeqa's packages, also when it is not installed
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def dataset_files() -> list[Path]:
-    return [d / name for d in (SQUAD2, SQUAD1, HOTPOT) for name in ("corpus.jsonl", "qa.jsonl")]
-
-
-def sources() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The SQuAD articles (2.0 dev, then the 1.1 dev ones 2.0 lacks) and the HotpotQA paragraphs."""
-    squad = read_jsonl(SQUAD2 / "corpus.jsonl")
-    known = {doc["doc_id"] for doc in squad}
-    squad += [doc for doc in read_jsonl(SQUAD1 / "corpus.jsonl") if doc["doc_id"] not in known]
-    return squad, read_jsonl(HOTPOT / "corpus.jsonl")
 
 
 def sentences(paragraph: str) -> list[str]:
@@ -95,7 +73,7 @@ def vary(paragraph: str, rng: random.Random) -> str:
 
 def iter_records() -> Iterator[dict[str, str]]:
     """Article-sized records: pass 1 holds every distinct text once, later passes seeded variations."""
-    squad, hotpot = sources()
+    squad, hotpot = squad_and_hotpot()
     seen: set[bytes] = set()
     for number in range(1, 100_000):
         rng = random.Random(SEED + number)
