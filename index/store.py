@@ -72,7 +72,6 @@ FORMAT_VERSION = 1
 DB_NAME = "index.sqlite"
 LOCK_NAME = "write.lock"
 _CHECKED_ROWS = 2048  # checked rows remembered per kind (a search reads up to ~60 of each)
-_SQL_VARIABLES = 900  # ids per `IN (...)`: under SQLite's oldest limit of 999 bound variables
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -269,11 +268,8 @@ class Store:
 
     def _passage_ids(self, vids: Sequence[int]) -> dict[int, str]:
         """Passage ids by key, unchecked (for ordering only: the passages returned are checked when read)."""
-        found: dict[int, str] = {}
-        for start in range(0, len(vids), _SQL_VARIABLES):
-            part = vids[start:start + _SQL_VARIABLES]
-            found.update(self._conn.execute(f"SELECT vid, passage_id FROM passages WHERE vid IN "
-                                            f"({','.join('?' * len(part))})", tuple(part)).fetchall())
+        found: dict[int, str] = dict(self._conn.execute(
+            f"SELECT vid, passage_id FROM passages WHERE vid IN ({','.join('?' * len(vids))})", tuple(vids)))
         if len(found) != len(set(vids)):
             raise StoreCorrupt(f"the index names passages that {self._db_path} does not hold")
         return found
@@ -672,13 +668,11 @@ class Store:
         """The checked rows of these documents, by id (absent ids are left out)."""
         found: dict[str, tuple[Any, ...]] = {}
         checked = self._checked_documents
-        for start in range(0, len(doc_ids), _SQL_VARIABLES):
-            part = doc_ids[start:start + _SQL_VARIABLES]
-            for row in self._conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id IN "
-                                          f"({','.join('?' * len(part))})", tuple(part)):
-                if checked.get(row[0]) != row:
-                    checked[row[0]] = _verify_document_row(row)
-                found[row[0]] = row
+        for row in self._conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id IN "
+                                      f"({','.join('?' * len(doc_ids))})", tuple(doc_ids)):
+            if checked.get(row[0]) != row:
+                checked[row[0]] = _verify_document_row(row)
+            found[row[0]] = row
         return found
 
     def _passages_by_vid(self, vids: Sequence[int]) -> dict[int, Passage]:
