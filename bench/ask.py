@@ -15,10 +15,11 @@ citeqa's own `Indexer` with the real MiniLM model):
   extractive answerer), with the stages the answer reports in `timings_ms`.
 
 Each row has its own embedder, store and answerer, so no row profits from a cache another row filled.
-For each question the three rows run back to back, in an order that rotates from question to question,
-so a machine that slows down or speeds up during the run does not favour one row. One question, not in
-the sample, warms every row up first. Targets (issue 3): search p50 <= 1.3 x the floor's p50 (a ratio in
-the same run, so it carries across machines); ask p95 <= 150 ms (absolute: it depends on the machine).
+For each question the three rows run back to back, in a seeded random order (`common.shuffled_orders`),
+so neither a machine that slows down or speeds up during the run nor the row that ran just before favours
+one row. One question, not in the sample, warms every row up first. Targets (issue 3): search p50 <= 1.3 x
+the floor's p50 (a ratio in the same run, so it carries across machines); ask p95 <= 150 ms (absolute: it
+depends on the machine).
 
 Questions: a seeded sample, half from SQuAD 2.0 dev (answerable and unanswerable) and half from HotpotQA.
 
@@ -64,6 +65,7 @@ from common import (
     group,
     publish,
     read_jsonl,
+    shuffled_orders,
     squad_and_hotpot,
 )
 
@@ -249,15 +251,16 @@ def own_cpu_seconds() -> float:
     return usage.user + usage.system
 
 
-def measure(rows: Rows, questions: list[dict[str, str]], warmup: dict[str, str]) -> dict[str, list[dict]]:
+def measure(rows: Rows, questions: list[dict[str, str]], warmup: dict[str, str], seed: int
+            ) -> dict[str, list[dict]]:
     runs: dict[str, Callable[[str], dict[str, float]]] = {"floor": rows.floor, "search": rows.search,
                                                           "ask": rows.ask}
     for name in ROW_NAMES:
         runs[name](warmup["question"])
     samples: dict[str, list[dict]] = {name: [] for name in ROW_NAMES}
-    for i, item in enumerate(questions):
-        order = ROW_NAMES[i % 3:] + ROW_NAMES[: i % 3]
-        for name in order:
+    orders = shuffled_orders(list(ROW_NAMES), seed)
+    for item in questions:
+        for name in next(orders):
             samples[name].append(runs[name](item["question"]))
     return samples
 
@@ -377,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = Rows(index_dir, settings, args.threads)
         busy_before, own_before = busy_cpu_seconds(), own_cpu_seconds()
         start = time.perf_counter()
-        samples = measure(rows, questions, warmup)
+        samples = measure(rows, questions, warmup, args.seed)
         seconds = time.perf_counter() - start
         busy_after, own_after = busy_cpu_seconds(), own_cpu_seconds()
         foreign = None if busy_before is None or busy_after is None else \

@@ -20,7 +20,8 @@ model at run time; only a flat index when there is no such setting) gets, each i
   the model: chunking, tokenizing, SQLite, FAISS and BM25 at that size, embedding excluded. Its rate C and
   the floor's rate F give the estimated ingest ratio C / (C + F) (citeqa embedding as fast as the floor,
   which the ingest rows show at 1k and 10k).
-* **search** (every size): per question, back to back in rotating order, after one warm-up question:
+* **search** (every size): per question, back to back in a seeded random order (`common.shuffled_orders`),
+  after one warm-up question:
   `encode` (`SentenceTransformer.encode([q])` alone); `faiss floor` (encode + `faiss.read_index(<the
   index's own snapshot>).search(v, fetch_k)`, same search parameters); `numpy exact` (encode + brute
   force `matrix @ v`); `bm25s` (raw bm25s over the same passage texts); `hybrid floor` (encode + faiss +
@@ -66,7 +67,7 @@ from typing import Any
 
 import numpy as np
 import scale_corpus as corpus
-from common import HOTPOT, ROOT, SQUAD2, busy_cpu_seconds, dataset_files, publish, read_jsonl
+from common import HOTPOT, ROOT, SQUAD2, busy_cpu_seconds, dataset_files, publish, read_jsonl, shuffled_orders
 from ingest import run_child, texts_digest
 
 MIB = 1024 * 1024
@@ -454,14 +455,14 @@ def child_search(spec: dict[str, Any]) -> dict[str, Any]:
     samples: dict[str, list[list[float]]] = {name: [] for name in rows}
     parts: dict[str, list[list[float]]] = {"faiss floor": [], "numpy exact": []}
     names = list(rows)
+    orders = shuffled_orders(names, spec["seed"])
     for repetition in range(len(questions) // per_question):
         for name in names:
             samples[name].append([])
         for name in parts:
             parts[name].append([])
-        for i, q in enumerate(questions[repetition * per_question:(repetition + 1) * per_question]):
-            order = names[i % len(names):] + names[:i % len(names)]
-            for name in order:
+        for q in questions[repetition * per_question:(repetition + 1) * per_question]:
+            for name in next(orders):
                 began = time.perf_counter()
                 out = rows[name](q)
                 samples[name][-1].append(time.perf_counter() - began)
@@ -710,7 +711,7 @@ def measure_size(size: int, tier_dir: Path, configs: list[dict[str, str]], quest
         built.update(peak_rss_mib=finished.peak_rss_mib, foreign_cpus=finished.foreign_cpus,
                      passages_per_second=built["passages"] / built["seconds"])
         spec = {"tier": str(tier_dir), "size": size, "index": str(build_dir / "index"), "threads": args.threads,
-                "questions": questions, "warmup": warmup, "per_repetition": args.questions}
+                "seed": args.seed, "questions": questions, "warmup": warmup, "per_repetition": args.questions}
         log(f"{size_name(size)} {name}: search, ask and recall ({len(questions)} questions, every row)")
         busy_before, start = busy_cpu_seconds(), time.perf_counter()
         searched, finished_search = child("search", spec, config_env_, work)

@@ -286,7 +286,7 @@ class Store:
 
         Only the vectors are read, without the row checksums: a candidate's score only orders it among the
         others, and every passage returned is read whole and checked afterwards, in the same snapshot (its
-        score then comes from checked bytes). Checking all RESCORE_FACTOR·k rows cost more than the search.
+        score then comes from checked bytes). Checking all ⌈RESCORE_FACTOR·k⌉ rows cost more than the search.
         """
         if not ranked:
             return ranked

@@ -38,7 +38,9 @@ MIN_POINTS_PER_LIST = 39
 TRAIN_POINTS_PER_LIST = 64
 SQ_TRAIN_POINTS = 65_536
 SQ_RANGE_MARGIN = 0.1  # codes cover the trained min..max widened by 10% each side: later vectors fit
-RESCORE_FACTOR = 2
+# SQ8 candidates per wanted hit: at 100k passages recall@10 and @30 against exact search were the same with
+# 1.5 as with 2 or 3 (ivf+sq8, 300 questions); each candidate's vector is one SQLite row read.
+RESCORE_FACTOR = 1.5
 MMAP_FLAGS = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
 _SEED = 1234
 
@@ -213,8 +215,8 @@ class VectorIndex:
 
     def candidates(self, k: int) -> int:
         """How many to ask `search` for when k are wanted: 8-bit scores are approximate, so SQ8 returns
-        RESCORE_FACTOR·k for the caller to score again with the exact vectors (the store keeps them)."""
-        return k * RESCORE_FACTOR if self.quantize == "sq8" else k
+        ⌈RESCORE_FACTOR·k⌉ for the caller to score again with the exact vectors (the store keeps them)."""
+        return math.ceil(k * RESCORE_FACTOR) if self.quantize == "sq8" else k
 
     def probes(self, allowed: int | None = None) -> int:
         """IVF lists searched when `allowed` vectors (None: all) may be returned."""

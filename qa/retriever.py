@@ -6,7 +6,8 @@ the k passages kept are read whole, not every candidate of both rankers.
 Usage: Retriever(store=s, embedder=e, k=5).invoke("who said …") -> list[langchain Document]
 """
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -59,8 +60,7 @@ class Retriever(BaseRetriever):
             dense = view.dense(query_vector, fetch, filters=filters) if query_vector is not None and \
                 self.mode != "bm25" else []
             lexical = view.lexical(query, fetch, filters=filters) if self.mode != "dense" else []
-            keys = list(dict.fromkeys(key for key, _ in [*dense, *lexical]))
-            fused = fuse(dense, lexical, view.passage_ids(keys))
+            fused = fuse(dense, lexical, view.passage_ids)
             if self.mmr and query_vector is not None and len(fused) > k:
                 vectors = view.vectors([key for key, _ in fused])
                 order = maximal_marginal_relevance(query_vector, vectors.tolist(), lambda_mult=self.mmr_lambda, k=k)
@@ -76,10 +76,12 @@ class Retriever(BaseRetriever):
         ]
 
 
-def fuse(dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]], passage_ids: Mapping[int, str]
+def fuse(dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]],
+         passage_ids: Callable[[Sequence[int]], Mapping[int, str]]
          ) -> list[tuple[int, tuple[float, dict[str, float | int | None]]]]:
     """Reciprocal rank fusion of two (key, score) rankings: score = Σ 1/(60 + rank) over the rankers that
-    returned the passage; ties broken by passage id."""
+    returned the passage; ties broken by passage id, looked up (`passage_ids(keys)`) only for tied keys —
+    one ranking alone has none."""
     merged: dict[int, dict[str, float | int | None]] = {}
     for name, ranking in (("dense", dense), ("bm25", lexical)):
         for rank, (key, ranker_score) in enumerate(ranking, start=1):
@@ -91,7 +93,10 @@ def fuse(dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]
     for key, signals in merged.items():
         score = sum(1.0 / (RRF_K + r) for r in (signals["dense_rank"], signals["bm25_rank"]) if r is not None)
         scored.append((key, (score, signals)))
-    scored.sort(key=lambda item: (-item[1][0], passage_ids[item[0]]))
+    shared = Counter(score for _, (score, _) in scored)
+    tied = [key for key, (score, _) in scored if shared[score] > 1]
+    names = passage_ids(tied) if tied else {}
+    scored.sort(key=lambda item: (-item[1][0], names.get(item[0], "")))
     return scored
 
 

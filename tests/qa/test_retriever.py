@@ -44,7 +44,7 @@ def test_fusion_is_reciprocal_rank(demo_store: Store, minilm) -> None:
         dense, lexical = view.dense(vector, 5), view.lexical("port strike", 5)
         names = view.passage_ids([key for key, _ in dense + lexical])
     assert dense and lexical
-    fused = fuse(dense, lexical, names)
+    fused = fuse(dense, lexical, lambda keys: {key: names[key] for key in keys})
     for _key, (score, signals) in fused:
         expected = sum(1 / (RRF_K + r) for r in (signals["dense_rank"], signals["bm25_rank"]) if r)
         assert score == pytest.approx(expected)
@@ -54,9 +54,23 @@ def test_fusion_is_reciprocal_rank(demo_store: Store, minilm) -> None:
 
 
 def test_fusion_breaks_ties_by_passage_id() -> None:
-    fused = fuse([(7, 0.9)], [(3, 4.2)], {7: "b#0", 3: "a#0"})
-    assert [key for key, _ in fused] == [3, 7]  # both rank 1 of one ranker: equal scores
+    asked: list[list[int]] = []
+
+    def names(keys: list[int]) -> dict[int, str]:
+        asked.append(sorted(keys))
+        return {key: {7: "b#0", 3: "a#0", 5: "c#0"}[key] for key in keys}
+
+    fused = fuse([(7, 0.9), (5, 0.8)], [(3, 4.2)], names)
+    assert [key for key, _ in fused] == [3, 7, 5]  # 3 and 7 are rank 1 of one ranker: equal scores
     assert fused[0][1][1] == {"dense_rank": None, "dense_score": None, "bm25_rank": 1, "bm25_score": 4.2}
+    assert asked == [[3, 7]]  # only the tied keys are looked up
+
+
+def test_one_ranking_alone_needs_no_passage_ids() -> None:
+    def names(keys: list[int]) -> dict[int, str]:
+        raise AssertionError(f"looked up {keys}")
+
+    assert [key for key, _ in fuse([(7, 0.9), (5, 0.8)], [], names)] == [7, 5]
 
 
 def test_retrieved_passages_are_the_store_hits_of_the_fused_keys(demo_store: Store, minilm) -> None:
