@@ -106,6 +106,25 @@ def test_small_commits_lose_nothing(tmp_path: Path, hash_embedder) -> None:
     assert_consistent(store)
 
 
+def test_batches_are_committed_while_later_articles_are_still_to_chunk(tmp_path: Path, hash_embedder) -> None:
+    indexer = make_indexer(tmp_path / "ix", hash_embedder, max_tokens=8, overlap_tokens=0, commit_every=3)
+    docs = [article(f"d{i}", " ".join(f"Fact {i}.{j} is here." for j in range(6))) for i in range(3)]
+    chunker = indexer._chunker
+    chunked: list[int] = []
+
+    def chunk(text: str):
+        chunked.append(Store.open(tmp_path / "ix").info().documents)
+        if text == docs[2].text:
+            raise RuntimeError("chunking failed on the third article")
+        return chunker.chunk(text)
+
+    indexer._chunker = type("Failing", (), {"chunk": staticmethod(chunk)})()
+    with pytest.raises(RuntimeError):
+        indexer.ingest(docs)
+    assert chunked == [0, 1, 2], "each article's batch is committed before the next article is chunked"
+    assert {d.doc_id for d in Store.open(tmp_path / "ix").list_documents()} == {"d0", "d1"}, "nothing committed is lost"
+
+
 def test_old_vector_files_are_removed(tmp_path: Path, hash_embedder) -> None:
     indexer = make_indexer(tmp_path / "ix", hash_embedder)
     for i in range(4):
