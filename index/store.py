@@ -86,6 +86,7 @@ CREATE TABLE passages (
 CREATE INDEX passages_by_doc ON passages(doc_id, ordinal);
 """
 _DOC_COLUMNS = "doc_id, title, url, published, source, metadata, text, content_hash, ingested_at, checksum"
+_PASSAGE_SELECT = "SELECT vid, passage_id, doc_id, ordinal, char_start, char_end, vector, checksum FROM passages "
 
 
 class PassageStore(Protocol):
@@ -268,14 +269,13 @@ class Store:
 
     def _passage_ids(self, vids: Sequence[int]) -> dict[int, str]:
         """Passage ids by key, unchecked (for ordering only: the passages returned are checked when read)."""
-        found: dict[int, str] = dict(self._conn.execute(
-            f"SELECT vid, passage_id FROM passages WHERE vid IN ({','.join('?' * len(vids))})", tuple(vids)))
+        found: dict[int, str] = dict(self._rows_in("SELECT vid, passage_id FROM passages WHERE vid IN ({})", vids))
         if len(found) != len(set(vids)):
             raise StoreCorrupt(f"the index names passages that {self._db_path} does not hold")
         return found
 
     def _vectors_of(self, vids: Sequence[int]) -> np.ndarray:
-        rows = {r[0]: r for r in self._passage_rows(f"WHERE vid IN ({','.join('?' * len(vids))})", list(vids))}
+        rows = {r[0]: r for r in self._passages_with_vids(vids)}
         if len(rows) != len(set(vids)):
             raise StoreCorrupt(f"the index names passages that {self._db_path} does not hold")
         return np.stack([np.frombuffer(rows[v][6], dtype=np.float32) for v in vids]) if vids else \
@@ -290,8 +290,7 @@ class Store:
         """
         if not ranked:
             return ranked
-        rows = self._conn.execute(f"SELECT vid, vector FROM passages WHERE vid IN ({','.join('?' * len(ranked))})",
-                                  [vid for vid, _ in ranked]).fetchall()
+        rows = list(self._rows_in("SELECT vid, vector FROM passages WHERE vid IN ({})", [vid for vid, _ in ranked]))
         width = 4 * self._info.dimension
         if len(rows) != len(ranked) or any(len(r[1]) != width for r in rows):
             raise StoreCorrupt(f"the vector index names passages that {self._db_path} does not hold whole")
@@ -331,7 +330,7 @@ class Store:
         vids = [r[0] for r in self._rows_in("SELECT vid FROM passages WHERE doc_id IN ({})", doc_ids)]
         return np.array(sorted(vids), dtype=np.int64)
 
-    def _rows_in(self, sql: str, keys: Sequence[str]) -> Iterator[tuple]:
+    def _rows_in(self, sql: str, keys: Sequence[object]) -> Iterator[tuple]:
         """Rows of `sql`, whose `{}` is an IN list, for every key: 500 at a time, within SQLite's variable limit."""
         for start in range(0, len(keys), 500):
             batch = list(keys[start:start + 500])
@@ -653,9 +652,12 @@ class Store:
         return build(self._vector_settings, dimension, ids, matrix, current=current)
 
     def _passage_rows(self, where: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
-        rows = self._conn.execute(
-            "SELECT vid, passage_id, doc_id, ordinal, char_start, char_end, vector, checksum FROM passages "
-            + where, tuple(params)).fetchall()
+        return self._checked_passage_rows(self._conn.execute(_PASSAGE_SELECT + where, tuple(params)).fetchall())
+
+    def _passages_with_vids(self, vids: Sequence[int]) -> list[tuple[Any, ...]]:
+        return self._checked_passage_rows(list(self._rows_in(_PASSAGE_SELECT + "WHERE vid IN ({})", vids)))
+
+    def _checked_passage_rows(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         checked = self._checked_passages
         for row in rows:
             if checked.get(row[0]) != row:
@@ -668,8 +670,7 @@ class Store:
         """The checked rows of these documents, by id (absent ids are left out)."""
         found: dict[str, tuple[Any, ...]] = {}
         checked = self._checked_documents
-        for row in self._conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id IN "
-                                      f"({','.join('?' * len(doc_ids))})", tuple(doc_ids)):
+        for row in self._rows_in(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id IN ({{}})", doc_ids):
             if checked.get(row[0]) != row:
                 checked[row[0]] = _verify_document_row(row)
             found[row[0]] = row
@@ -678,8 +679,7 @@ class Store:
     def _passages_by_vid(self, vids: Sequence[int]) -> dict[int, Passage]:
         if not vids:
             return {}
-        marks = ",".join("?" * len(vids))
-        rows = self._passage_rows(f"WHERE vid IN ({marks})", vids)
+        rows = self._passages_with_vids(vids)
         doc_ids = sorted({r[2] for r in rows})
         docs = self._document_rows(doc_ids)
         for doc_id in doc_ids:

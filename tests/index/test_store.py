@@ -125,6 +125,19 @@ def test_batches_are_committed_while_later_articles_are_still_to_chunk(tmp_path:
     assert {d.doc_id for d in Store.open(tmp_path / "ix").list_documents()} == {"d0", "d1"}, "nothing committed is lost"
 
 
+def test_lookups_of_more_passages_than_one_sql_in_list_holds(tmp_path: Path, hash_embedder) -> None:
+    # The store reads ids 500 to a query (`_rows_in`), within SQLite's oldest limit of 999 variables.
+    indexer = make_indexer(tmp_path / "ix", hash_embedder)
+    indexer.ingest([article(f"d{i:04d}", f"Story number {i} about topic {i % 7}.") for i in range(1200)])
+    store = Store.open(tmp_path / "ix")
+    assert len(vector_ids(store)) == 1200
+    probe = np.ones(store.info().dimension, dtype=np.float32) / 16
+    with store.reading() as view:
+        ranked = view.dense(probe, 1200)
+        assert len(view.passage_ids([key for key, _ in ranked])) == 1200
+        assert len(view.hits(ranked)) == 1200
+
+
 def test_old_vector_files_are_removed(tmp_path: Path, hash_embedder) -> None:
     indexer = make_indexer(tmp_path / "ix", hash_embedder)
     for i in range(4):
