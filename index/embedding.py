@@ -1,6 +1,5 @@
 """Text → normalized float32 vectors, behind the `Embedder` protocol."""
 
-import copy
 import hashlib
 import logging
 import re
@@ -15,6 +14,7 @@ from tqdm import tqdm
 
 from index.config import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, EmbeddingSettings
 from index.errors import EmbedderUnavailable
+from index.wordpieces import WordPieces
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +108,13 @@ class SentenceTransformerEmbedder:
             raise EmbedderUnavailable(f"embedding model {model!r} does not say its dimension")
         self._dimension = int(dimension)
         self._recent = RecentQueries(self._dimension)
-        # The fast tokenizer's padding and truncation are state of one shared Rust object, changed by every call
-        # that asks for other settings: a call without padding (token_spans, the length pass) landing between
-        # another thread's settings and its encoding hands the model an unpadded batch (a ValueError under
-        # load). Those calls use a copy of their own, one at a time; the model's tokenizer then only ever sees
-        # `encode`'s settings, which the warm-up sets once, before any thread can share it.
-        self._tokenizer = copy.deepcopy(self._model.tokenizer)
-        self._tokenizer_lock = threading.Lock()
+        # Word pieces for the chunker and for ordering by length come from copies of the model's Rust tokenizer
+        # (index/wordpieces.py): the model's own tokenizer keeps only `encode`'s padding and truncation, which
+        # the warm-up sets once, before any thread can share it.
+        backend = getattr(self._model.tokenizer, "backend_tokenizer", None)
+        if backend is None or not self._model.max_seq_length:
+            raise EmbedderUnavailable(f"embedding model {model!r} needs a fast (Rust) tokenizer and a max_seq_length")
+        self._pieces = WordPieces(backend, max_length=self._model.max_seq_length)
         self._model.encode(["warm-up"], batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
 
     @property
@@ -139,10 +139,7 @@ class SentenceTransformerEmbedder:
         # Longest first, by word pieces, over the whole input: batches of similar length waste little on
         # padding (by characters, as sentence-transformers orders, pads ~11% more on news text).
         # The progress steps then follow that order.
-        with self._tokenizer_lock:
-            lengths = [len(ids) for ids in self._tokenizer(
-                list(texts), truncation=True, max_length=self._model.max_seq_length, verbose=False)["input_ids"]]
-        order = np.argsort([-n for n in lengths], kind="stable")
+        order = np.argsort([-len(encoding.ids) for encoding in self._pieces.encode(texts)], kind="stable")
         with tqdm(total=len(texts), unit="passage", desc="embedding", disable=not progress or None,
                   leave=False) as bar:
             for start in range(0, len(texts), _PROGRESS_STEP):
@@ -155,13 +152,7 @@ class SentenceTransformerEmbedder:
         return out
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
-        if not texts:
-            return []
-        with self._tokenizer_lock:
-            encoded = self._tokenizer(
-                list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False
-            )
-        return [[(int(s), int(e)) for s, e in offsets] for offsets in encoded["offset_mapping"]]
+        return self._pieces.spans(texts)
 
 
 class HashEmbedder:

@@ -6,16 +6,17 @@ built by one backend is searched by the other (the quality check measures that m
 """
 
 import json
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Encoding
 from tqdm import tqdm
 
 from index.config import DEFAULT_BATCH_SIZE
 from index.embedding import RecentQueries
 from index.errors import EmbedderUnavailable
+from index.wordpieces import WordPieces
 
 
 class OnnxEmbedder:
@@ -52,18 +53,16 @@ class OnnxEmbedder:
             options.add_session_config_entry("session.dynamic_block_base", "4")
             self._session = onnxruntime.InferenceSession(str(model_dir / "model.onnx"), options,
                                                          providers=["CPUExecutionProvider"])
-            self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "tokenizer"))
+            tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "tokenizer"))
         except Exception as exc:  # OSError, JSON errors, onnxruntime's and transformers' own…
             raise EmbedderUnavailable(f"cannot load the ONNX model in {model_dir}: {exc}") from exc
         self._name = name
         self._batch_size = batch_size
         self._dimension = int(info["dimension"])
-        self._max_length = int(info["max_seq_length"])
+        self._pieces = WordPieces(tokenizer.backend_tokenizer, max_length=int(info["max_seq_length"]))
+        self._pad_id = int(tokenizer.pad_token_id or 0)
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._recent = RecentQueries(self._dimension)
-        # The fast tokenizer keeps padding/truncation as state of one shared object that each call may change:
-        # calls are serialised (tokenizing is a small part of a batch's time; the model runs outside the lock).
-        self._tokenizer_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -77,38 +76,29 @@ class OnnxEmbedder:
         return self._recent.embed(texts, lambda some: self._encode(some, progress=progress))
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
-        if not texts:
-            return []
-        with self._tokenizer_lock:
-            encoded = self._tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
-                                      verbose=False)
-        return [[(int(s), int(e)) for s, e in offsets] for offsets in encoded["offset_mapping"]]
+        return self._pieces.spans(texts)
 
     def _encode(self, texts: Sequence[str], *, progress: bool) -> np.ndarray:
         out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        encodings = self._pieces.encode(texts)  # once: sorted by length, then padded batch by batch
         if len(texts) <= self._batch_size:
             if texts:
-                out[:] = self._run(list(texts))
+                out[:] = self._run(encodings)
             return out
         # Longest first, by word pieces: batches of similar length waste little on padding.
-        with self._tokenizer_lock:
-            lengths = [len(ids) for ids in self._tokenizer(list(texts), truncation=True, max_length=self._max_length,
-                                                           verbose=False)["input_ids"]]
-        order = np.argsort([-n for n in lengths], kind="stable")
+        order = np.argsort([-len(encoding.ids) for encoding in encodings], kind="stable")
         with tqdm(total=len(texts), unit="passage", desc="embedding", disable=not progress or None,
                   leave=False) as bar:
             for start in range(0, len(texts), self._batch_size):
                 rows = order[start:start + self._batch_size]
-                out[rows] = self._run([texts[i] for i in rows])
+                out[rows] = self._run([encodings[i] for i in rows])
                 bar.update(len(rows))
         return out
 
-    def _run(self, batch: list[str]) -> np.ndarray:
+    def _run(self, batch: list[Encoding]) -> np.ndarray:
         """One forward pass: unit vectors of `batch` (at most batch_size texts)."""
-        with self._tokenizer_lock:
-            features = self._tokenizer(batch, padding=True, truncation=True, max_length=self._max_length,
-                                       return_tensors="np", verbose=False)
-        (vectors,) = self._session.run(None, {name: features[name].astype(np.int64) for name in self._inputs})
+        features = WordPieces.model_inputs(batch, pad_id=self._pad_id)
+        (vectors,) = self._session.run(None, {name: features[name] for name in self._inputs})
         vectors = np.asarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
