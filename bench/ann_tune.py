@@ -37,11 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import CACHE, DATASETS, HOTPOT, ROOT, SQUAD1, SQUAD2, dataset_files
 
-ROOT = Path(__file__).resolve().parent.parent
-DATASETS = ROOT.parent / "shared" / "datasets"
-CORPORA = ("squad_v2_dev", "squad_v1_dev", "hotpotqa_dev_distractor")
-CACHE = ROOT / ".citeqa" / "bench"
+CORPORA = (SQUAD2, SQUAD1, HOTPOT)  # in dataset_files' order, which the cache key hashes
 RECIPE = 1  # bump when the text recipe changes: it is part of the cache key
 SEED = 20240611
 K = 10
@@ -52,10 +50,6 @@ sys.path.insert(0, str(ROOT))  # citeqa's packages, also when it is not installe
 # ----- vectors ---------------------------------------------------------------------------------------
 
 
-def dataset_files() -> list[Path]:
-    return [DATASETS / name / part for name in CORPORA for part in ("corpus.jsonl", "qa.jsonl")]
-
-
 def dataset_texts() -> tuple[list[str], list[str]]:
     """Distinct passage-like texts (title + paragraph, and every sentence) and distinct questions."""
     from index.articles import with_title
@@ -64,15 +58,15 @@ def dataset_texts() -> tuple[list[str], list[str]]:
     splitter = SentenceSplitter()
     texts: dict[str, None] = {}
     questions: dict[str, None] = {}
-    for name in CORPORA:
-        for line in (DATASETS / name / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
+    for directory in CORPORA:
+        for line in (directory / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
             doc = json.loads(line)
             for paragraph in doc["text"].split("\n\n"):
                 if paragraph.strip():
                     texts[with_title(doc.get("title"), paragraph.strip())] = None
                     for start, end in splitter.spans(paragraph):
                         texts[paragraph[start:end]] = None
-        for line in (DATASETS / name / "qa.jsonl").read_text(encoding="utf-8").splitlines():
+        for line in (directory / "qa.jsonl").read_text(encoding="utf-8").splitlines():
             questions[json.loads(line)["question"]] = None
     return list(texts), list(questions)
 
