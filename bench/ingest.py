@@ -49,10 +49,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import StageClock, busy_cpu_seconds, group, publish
+from common import ROOT, SQUAD2, StageClock, busy_cpu_seconds, group, publish, read_jsonl
 
-ROOT = Path(__file__).resolve().parent.parent
-DATASET = ROOT.parent / "shared" / "datasets" / "squad_v2_dev" / "corpus.jsonl"
+DATASET = SQUAD2 / "corpus.jsonl"
 CORPUS_NAME = "articles.jsonl"
 MIN_PARAGRAPHS, MAX_PARAGRAPHS = 3, 6
 SEED = 20240611
@@ -99,7 +98,7 @@ def build_corpus(directory: Path, min_passages: int) -> Corpus:
     from index.ingest import embedding_text
     from index.loaders import Skipped, load_paths
 
-    documents = [json.loads(line) for line in DATASET.read_text(encoding="utf-8").splitlines() if line.strip()]
+    documents = read_jsonl(DATASET)
     settings = Settings()
     embedder = make_embedder(settings.embedding)
     chunker = Chunker(max_tokens=settings.chunk.max_tokens, overlap_tokens=settings.chunk.overlap_tokens,
