@@ -111,10 +111,10 @@ class SentenceTransformerEmbedder:
         # Word pieces for the chunker and for ordering by length come from copies of the model's Rust tokenizer
         # (index/wordpieces.py): the model's own tokenizer keeps only `encode`'s padding and truncation, which
         # the warm-up sets once, before any thread can share it.
-        backend = getattr(self._model.tokenizer, "backend_tokenizer", None)
-        if backend is None or not self._model.max_seq_length:
-            raise EmbedderUnavailable(f"embedding model {model!r} needs a fast (Rust) tokenizer and a max_seq_length")
-        self._pieces = WordPieces(backend, max_length=self._model.max_seq_length)
+        try:
+            self._pieces = WordPieces(self._model.tokenizer, max_length=self._model.max_seq_length)
+        except ValueError as exc:
+            raise EmbedderUnavailable(f"embedding model {model!r}: {exc}") from exc
         self._model.encode(["warm-up"], batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
 
     @property

@@ -54,13 +54,14 @@ class OnnxEmbedder:
             self._session = onnxruntime.InferenceSession(str(model_dir / "model.onnx"), options,
                                                          providers=["CPUExecutionProvider"])
             tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "tokenizer"))
+            self._pieces = WordPieces(tokenizer, max_length=int(info["max_seq_length"]) or None)
+            if not self._pieces.can_pad:
+                raise ValueError("its tokenizer has no pad token, which batches of passages need")
         except Exception as exc:  # OSError, JSON errors, onnxruntime's and transformers' own…
             raise EmbedderUnavailable(f"cannot load the ONNX model in {model_dir}: {exc}") from exc
         self._name = name
         self._batch_size = batch_size
         self._dimension = int(info["dimension"])
-        self._pieces = WordPieces(tokenizer.backend_tokenizer, max_length=int(info["max_seq_length"]))
-        self._pad_id = int(tokenizer.pad_token_id or 0)
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._recent = RecentQueries(self._dimension)
 
@@ -97,7 +98,7 @@ class OnnxEmbedder:
 
     def _run(self, batch: list[Encoding]) -> np.ndarray:
         """One forward pass: unit vectors of `batch` (at most batch_size texts)."""
-        features = WordPieces.model_inputs(batch, pad_id=self._pad_id)
+        features = self._pieces.model_inputs(batch)
         (vectors,) = self._session.run(None, {name: features[name] for name in self._inputs})
         vectors = np.asarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)

