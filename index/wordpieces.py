@@ -31,10 +31,11 @@ class WordPieces:
             raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer: its word pieces have no offsets")
         if max_length is not None and max_length < 2:
             raise ValueError(f"max_length must be at least 2, got {max_length}")
-        self._whole = Tokenizer.from_str(backend.to_str())
+        config = backend.to_str()  # the whole tokenizer as JSON: each copy is built from it
+        self._whole = Tokenizer.from_str(config)
         self._whole.no_truncation()
         self._whole.no_padding()
-        self._truncated = Tokenizer.from_str(backend.to_str())
+        self._truncated = Tokenizer.from_str(config)
         limit = tokenizer.model_max_length if max_length is None else max_length
         if limit is None or limit > _NO_LIMIT:  # transformers' "no limit" is 10**30
             self._truncated.no_truncation()
