@@ -1,4 +1,5 @@
-"""The MiniLM embedder's cache of recent one-text calls (questions), which the retriever and answerer share."""
+"""The MiniLM embedder: its vectors equal sentence-transformers' `encode`, and its cache of recent one-text calls
+(questions), which the retriever and answerer share."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -15,14 +16,48 @@ pytestmark = pytest.mark.slow
 def counted(minilm: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
     """Every list of texts that reaches the model, in order."""
     calls: list[list[str]] = []
-    encode = minilm._model.encode
+    forward = minilm._forward
 
-    def counting(texts: Any, *args: Any, **kwargs: Any) -> Any:
+    def counting(texts: Any) -> Any:
         calls.append(list(texts))
-        return encode(texts, *args, **kwargs)
+        return forward(texts)
 
-    monkeypatch.setattr(minilm._model, "encode", counting)
+    monkeypatch.setattr(minilm, "_forward", counting)
     yield calls
+
+
+def reference(minilm: SentenceTransformerEmbedder, texts: list[str]) -> np.ndarray:
+    """sentence-transformers' own `encode` of each text alone (no padding to share)."""
+    return np.stack([minilm._model.encode([t], normalize_embeddings=True, convert_to_numpy=True,
+                                          show_progress_bar=False)[0] for t in texts])
+
+
+def test_vectors_equal_sentence_transformers_encode(minilm: SentenceTransformerEmbedder) -> None:
+    question = ["  Who built the reference pier?  "]
+    np.testing.assert_allclose(minilm.embed(question), reference(minilm, question), atol=1e-6)
+    # More texts than a batch, of very different lengths: ordered by length, padded per batch, put back.
+    texts = [("word " * (3 + 37 * i % 200)).strip() + f" {i}." for i in range(19)]
+    vectors = minilm.embed(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == (19, minilm.dimension)
+    np.testing.assert_allclose(vectors, reference(minilm, texts), atol=1e-5)
+
+
+def test_a_default_prompt_is_prepended_as_encode_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    load = SentenceTransformer.__init__
+
+    def with_a_default_prompt(self: Any, *args: Any, **kwargs: Any) -> None:
+        load(self, *args, **kwargs)
+        self.prompts, self.default_prompt_name = {"query": "query: "}, "query"
+
+    monkeypatch.setattr(SentenceTransformer, "__init__", with_a_default_prompt)
+    prompted = SentenceTransformerEmbedder()
+    text = "Where does the prompted ferry dock?"
+    expected = prompted._model.encode([text], normalize_embeddings=True, convert_to_numpy=True)
+    plain = prompted._model.encode([text], prompt="", normalize_embeddings=True, convert_to_numpy=True)
+    assert not np.allclose(expected, plain, atol=1e-3)  # the prompt changes the vector
+    np.testing.assert_allclose(prompted.embed([text]), expected, atol=1e-6)
 
 
 def test_a_question_embedded_again_is_not_encoded_again(minilm: SentenceTransformerEmbedder,
