@@ -153,13 +153,19 @@ class SentenceTransformerEmbedder:
         return out
 
     def _forward(self, texts: Sequence[str]) -> np.ndarray:
-        """One batch through the model: what `SentenceTransformer.encode` runs for each batch (its `preprocess`,
-        the modules, normalization), without the bookkeeping it repeats at every call (resolving the device,
-        `eval()` over every module, ordering, options): ~1 ms of a 10 ms question."""
-        with self._torch.inference_mode():
-            features = self._model.preprocess(list(texts), prompt=self._prompt)
+        """One batch as `SentenceTransformer.encode` computes it (`preprocess` with the default prompt, inputs on
+        the model's device, the modules, `truncate_dim`, normalization, float32 on the CPU), without the
+        bookkeeping it repeats at every call (resolving device and prompt, `eval()` over every module, ordering
+        by length, options): ~1 ms of a 10 ms question."""
+        from sentence_transformers.util import batch_to_device  # loaded with the model: a lookup
+
+        torch = self._torch
+        with torch.inference_mode():
+            features = batch_to_device(self._model.preprocess(list(texts), prompt=self._prompt), self._model.device)
             vectors = self._model(features)["sentence_embedding"]
-            return self._torch.nn.functional.normalize(vectors, p=2, dim=1).numpy()
+            if self._model.truncate_dim is not None:
+                vectors = vectors[:, :self._model.truncate_dim]
+            return torch.nn.functional.normalize(vectors, p=2, dim=1).float().cpu().numpy()
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         return self._pieces.spans(texts)

@@ -42,22 +42,41 @@ def test_vectors_equal_sentence_transformers_encode(minilm: SentenceTransformerE
     np.testing.assert_allclose(vectors, reference(minilm, texts), atol=1e-5)
 
 
-def test_a_default_prompt_is_prepended_as_encode_does(monkeypatch: pytest.MonkeyPatch) -> None:
+def prompted(model: Any) -> None:
+    model.prompts, model.default_prompt_name = {"query": "query: "}, "query"
+
+
+def truncated(model: Any) -> None:
+    model.truncate_dim = 64
+
+
+def unnormalized(model: Any) -> None:
+    assert type(model[len(model) - 1]).__name__ == "Normalize"
+    del model[len(model) - 1]
+
+
+@pytest.mark.parametrize("configure", [prompted, truncated, unnormalized])
+def test_a_model_folder_setting_is_honoured_as_encode_honours_it(configure: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model folder may name a default prompt or `truncate_dim`, or end without a Normalize module."""
     from sentence_transformers import SentenceTransformer
 
     load = SentenceTransformer.__init__
 
-    def with_a_default_prompt(self: Any, *args: Any, **kwargs: Any) -> None:
+    def configured(self: Any, *args: Any, **kwargs: Any) -> None:
         load(self, *args, **kwargs)
-        self.prompts, self.default_prompt_name = {"query": "query: "}, "query"
+        configure(self)
 
-    monkeypatch.setattr(SentenceTransformer, "__init__", with_a_default_prompt)
-    prompted = SentenceTransformerEmbedder()
-    text = "Where does the prompted ferry dock?"
-    expected = prompted._model.encode([text], normalize_embeddings=True, convert_to_numpy=True)
-    plain = prompted._model.encode([text], prompt="", normalize_embeddings=True, convert_to_numpy=True)
-    assert not np.allclose(expected, plain, atol=1e-3)  # the prompt changes the vector
-    np.testing.assert_allclose(prompted.embed([text]), expected, atol=1e-6)
+    monkeypatch.setattr(SentenceTransformer, "__init__", configured)
+    embedder = SentenceTransformerEmbedder()
+    texts = ["Where does the configured ferry dock?", "The configured ferry docks at the old pier every morning."]
+    expected = embedder._model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    raw = embedder._model.encode(texts, prompt="", convert_to_numpy=True)
+    # Each setting changes what encode returns, so a path that ignored it would differ.
+    assert expected.shape != raw.shape or not np.allclose(expected, raw, atol=1e-3)
+    vectors = embedder.embed(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == expected.shape == (2, embedder.dimension)
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
 
 
 def test_a_question_embedded_again_is_not_encoded_again(minilm: SentenceTransformerEmbedder,
