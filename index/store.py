@@ -85,7 +85,6 @@ CREATE TABLE passages (
     char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, vector BLOB NOT NULL, checksum INTEGER NOT NULL);
 CREATE INDEX passages_by_doc ON passages(doc_id, ordinal);
 """
-_MMAP_BYTES = 0x7FFF0000  # SQLite's own ceiling (SQLITE_MAX_MMAP_SIZE); it maps no more than the file
 _DOC_COLUMNS = "doc_id, title, url, published, source, metadata, text, content_hash, ingested_at, checksum"
 _PASSAGE_SELECT = "SELECT vid, passage_id, doc_id, ordinal, char_start, char_end, vector, checksum FROM passages "
 
@@ -191,10 +190,6 @@ class Store:
                                    check_same_thread=False, timeout=30)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            # Reads through a memory map of the file instead of copying its pages into the connection's own
-            # cache: the rows a search reads cost ~0.1-0.2 ms less. A file cut short under a live map would end
-            # the process (SIGBUS) rather than raise; citeqa never shrinks its database (no VACUUM).
-            conn.execute(f"PRAGMA mmap_size={_MMAP_BYTES}").fetchall()
             if pending:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as exc:
