@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 from tokenizers import Encoding
-from tqdm import tqdm
 
 from index.config import DEFAULT_BATCH_SIZE
-from index.embedding import RecentQueries
+from index.embedding import RecentQueries, in_length_order
 from index.errors import EmbedderUnavailable
 from index.wordpieces import WordPieces
 
@@ -80,21 +79,9 @@ class OnnxEmbedder:
         return self._pieces.spans(texts)
 
     def _encode(self, texts: Sequence[str], *, progress: bool) -> np.ndarray:
-        out = np.empty((len(texts), self._dimension), dtype=np.float32)
         encodings = self._pieces.encode(texts)  # once: sorted by length, then padded batch by batch
-        if len(texts) <= self._batch_size:
-            if texts:
-                out[:] = self._run(encodings)
-            return out
-        # Longest first, by word pieces: batches of similar length waste little on padding.
-        order = np.argsort([-len(encoding.ids) for encoding in encodings], kind="stable")
-        with tqdm(total=len(texts), unit="passage", desc="embedding", disable=not progress or None,
-                  leave=False) as bar:
-            for start in range(0, len(texts), self._batch_size):
-                rows = order[start:start + self._batch_size]
-                out[rows] = self._run([encodings[i] for i in rows])
-                bar.update(len(rows))
-        return out
+        return in_length_order(encodings, lambda: [len(e.ids) for e in encodings], self._run,
+                               dimension=self._dimension, batch_size=self._batch_size, progress=progress)
 
     def _run(self, batch: list[Encoding]) -> np.ndarray:
         """One forward pass: unit vectors of `batch` (at most batch_size texts)."""
