@@ -7,6 +7,7 @@ built by one backend is searched by the other (the quality check measures that m
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,12 @@ class OnnxEmbedder:
             # change at all); dynamic block sizing splits uneven attention work more evenly between threads.
             options.add_session_config_entry("session.set_denormal_as_zero", "1")
             options.add_session_config_entry("session.dynamic_block_base", "4")
-            self._session = onnxruntime.InferenceSession(str(model_dir / "model.onnx"), options,
-                                                         providers=["CPUExecutionProvider"])
+            # onnxruntime also switches denormals off for good in the thread that creates a process's first
+            # session: made in a thread of its own, the flag reaches only onnxruntime's worker threads, and the
+            # caller's floating point (Python's own, numpy's) keeps IEEE denormals.
+            with ThreadPoolExecutor(1, thread_name_prefix="citeqa-onnx-load") as loader:
+                self._session = loader.submit(onnxruntime.InferenceSession, str(model_dir / "model.onnx"),
+                                              options, providers=["CPUExecutionProvider"]).result()
             tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "tokenizer"))
             self._pieces = WordPieces(tokenizer, max_length=int(info["max_seq_length"]) or None)
             if not self._pieces.can_pad:

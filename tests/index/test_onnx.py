@@ -7,6 +7,8 @@ int8 quantization of the bundled MiniLM) is slow and needs the `onnx` extra: tho
 
 import importlib.util
 import json
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -257,3 +259,17 @@ def test_the_checked_model_is_used_and_the_cli_records_the_check(
     assert isinstance(embedder, OnnxEmbedder)
     question = QUESTIONS[0][0]
     np.testing.assert_array_equal(embedder.embed([question]), embedder.embed([question]))
+
+
+@needs_onnx
+@pytest.mark.slow
+def test_loading_the_model_leaves_the_callers_floating_point_alone(exported: Path) -> None:
+    # onnxruntime flushes denormals to zero in the thread that creates a process's first session, once: a fresh
+    # process, so that this load is the first. Seen before the fix: hypothesis' float strategies then failed.
+    script = ("import sys; from pathlib import Path; from index.onnx_embedding import OnnxEmbedder;"
+              "e = OnnxEmbedder(model_dir=Path(sys.argv[1]), name='m', threads=2); e.embed(['a text']);"
+              "tiny = 5e-324; print(tiny * 1.0 > 0.0, 2.2250738585072014e-308 / 4 > 0.0)")
+    done = subprocess.run([sys.executable, "-c", script, str(exported)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
