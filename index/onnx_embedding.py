@@ -18,6 +18,10 @@ from index.embedding import RecentQueries, in_length_order
 from index.errors import EmbedderUnavailable
 from index.wordpieces import WordPieces
 
+# onnxruntime's own graph optimizations that must stay off: its SkipLayerNormalization kernel is slower than
+# the Add + LayerNormalization it replaces (index/onnx_export.py, step 2, has the figures).
+RUNTIME_FUSIONS_OFF = ["SkipLayerNormFusion"]
+
 
 class OnnxEmbedder:
     """An exported model directory (model.onnx, tokenizer/, export.json) behind the `Embedder` protocol.
@@ -56,7 +60,8 @@ class OnnxEmbedder:
             # caller's floating point (Python's own, numpy's) keeps IEEE denormals.
             with ThreadPoolExecutor(1, thread_name_prefix="citeqa-onnx-load") as loader:
                 self._session = loader.submit(onnxruntime.InferenceSession, str(model_dir / "model.onnx"),
-                                              options, providers=["CPUExecutionProvider"]).result()
+                                              options, providers=["CPUExecutionProvider"],
+                                              disabled_optimizers=RUNTIME_FUSIONS_OFF).result()
             tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "tokenizer"))
             self._pieces = WordPieces(tokenizer, max_length=int(info["max_seq_length"]) or None)
             if not self._pieces.can_pad:

@@ -218,6 +218,9 @@ def test_the_export_is_fused_int8_and_close_to_fp32(exported: Path, minilm: Sent
     info = onnx_export.read_export(exported)
     assert info["quantization"] == "avx512_vnni" and info["weights"] == "int8" and info["per_channel"]
     assert info["fused"]["Attention"] == 6  # the BERT fusions found the graph they speed up
+    # ...but not the two whose onnxruntime kernels are slower than the plain ops (index/onnx_export.py)
+    assert info["fused"]["LayerNormalization"] == 12 and info["fused"]["Gelu"] == 6
+    assert "SkipLayerNormalization" not in info["fused"] and "BiasGelu" not in info["fused"]
     assert info["dimension"] == minilm.dimension and info["max_seq_length"] == 256
     embedder = OnnxEmbedder(model_dir=exported, name=DEFAULT_MODEL, threads=2)
     texts = [p for _, paragraphs in ARTICLES for p in paragraphs] * 7  # > batch size: the sorted path too
@@ -273,3 +276,25 @@ def test_loading_the_model_leaves_the_callers_floating_point_alone(exported: Pat
                           cwd=Path(__file__).resolve().parents[2], timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True"]
+
+
+@needs_onnx
+@pytest.mark.slow
+def test_the_session_does_not_fuse_back_what_the_export_left_out(exported: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx
+    import onnxruntime
+
+    from index.onnx_embedding import OnnxEmbedder
+
+    saved = tmp_path / "as-run.onnx"
+
+    class Saving(onnxruntime.SessionOptions):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.optimized_model_filepath = str(saved)  # the graph after onnxruntime's own optimizations
+
+    monkeypatch.setattr(onnxruntime, "SessionOptions", Saving)
+    OnnxEmbedder(model_dir=exported, name=DEFAULT_MODEL, threads=2)
+    ops = {node.op_type for node in onnx.load(str(saved)).graph.node}
+    assert "LayerNormalization" in ops and "SkipLayerNormalization" not in ops
