@@ -641,7 +641,7 @@ def ensure_int8_model(env: dict[str, str]) -> None:
         checked_model_dir(EmbeddingSettings())  # the children's settings: defaults, CITEQA_* of the caller ignored
         return
     except EmbedderUnavailable as exc:
-        log(f"{exc}; exporting and checking it once (~5 min): citeqa model export-onnx --check-data {SQUAD2}")
+        log(f"no checked int8 model ({exc}); making it once (~1 min): citeqa model export-onnx --check-data {SQUAD2}")
     subprocess.run([*citeqa_command(), "model", "export-onnx", "--check-data", str(SQUAD2)], env=env, cwd=ROOT,
                    stdout=subprocess.DEVNULL, check=True)
 
