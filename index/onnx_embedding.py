@@ -18,9 +18,9 @@ from index.embedding import RecentQueries, in_length_order
 from index.errors import EmbedderUnavailable
 from index.wordpieces import WordPieces
 
-# onnxruntime's own graph optimizations that must stay off: its SkipLayerNormalization kernel is slower than
-# the Add + LayerNormalization it replaces (index/onnx_export.py, step 2, has the figures).
-RUNTIME_FUSIONS_OFF = ["SkipLayerNormFusion"]
+# onnxruntime's own graph optimizations that must stay off: its SkipLayerNormalization and BiasGelu kernels are
+# slower than the plain ops they replace (index/onnx_export.py, step 2, has the figures).
+RUNTIME_FUSIONS_OFF = ["SkipLayerNormFusion", "BiasGeluFusion"]
 
 
 class OnnxEmbedder:
@@ -50,18 +50,19 @@ class OnnxEmbedder:
             options.intra_op_num_threads = threads or 0  # 0: onnxruntime's choice (the physical cores)
             options.inter_op_num_threads = 1
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-            # Measured with bench/embed.py on 2 cores: together +5-10% on ingest passages. Denormal floats are
-            # flushed to zero (slow paths in fp32 kernels; the vectors of the benchmark's 256 passages did not
-            # change at all); dynamic block sizing splits uneven attention work more evenly between threads.
+            # Dynamic block sizing splits uneven attention work more evenly between threads. Denormal floats are
+            # flushed to zero in onnxruntime's worker threads (slow paths in fp32 kernels; vectors unchanged).
+            # onnxruntime also flushes them for good in the thread that creates a process's first session, so
+            # the session is made in a thread of its own: the caller's floating point (Python's, numpy's) keeps
+            # IEEE denormals, and its share of each run goes without the flag. Measured 2026-11-28, 512
+            # passages, each variant three times in its own process: flag off 126-135 passages/s, flag on with
+            # the caller flushing too 132-140, flag on made in its own thread 131-136.
             options.add_session_config_entry("session.set_denormal_as_zero", "1")
             options.add_session_config_entry("session.dynamic_block_base", "4")
-            # onnxruntime also switches denormals off for good in the thread that creates a process's first
-            # session: made in a thread of its own, the flag reaches only onnxruntime's worker threads, and the
-            # caller's floating point (Python's own, numpy's) keeps IEEE denormals.
+            options.add_session_config_entry("optimization.disable_specified_optimizers", ";".join(RUNTIME_FUSIONS_OFF))
             with ThreadPoolExecutor(1, thread_name_prefix="citeqa-onnx-load") as loader:
                 self._session = loader.submit(onnxruntime.InferenceSession, str(model_dir / "model.onnx"),
-                                              options, providers=["CPUExecutionProvider"],
-                                              disabled_optimizers=RUNTIME_FUSIONS_OFF).result()
+                                              options, providers=["CPUExecutionProvider"]).result()
             tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "tokenizer"))
             self._pieces = WordPieces(tokenizer, max_length=int(info["max_seq_length"]) or None)
             if not self._pieces.can_pad:

@@ -10,8 +10,8 @@ The recipe, and why (bench/embed.py and `citeqa model export-onnx` measure the r
    (python fusions only: the file stays independent of this CPU). Not SkipLayerNormalization nor BiasGelu:
    onnxruntime's CPU kernels for them are slower than the plain ops (SkipLayerNormalization 4.5 ns an element
    on one thread against 1.3 for Add + LayerNormalization, and 22% of the int8 model's time); without both,
-   bench/embed.py went from 135 to 167 passages/s (2 cores, 512 SQuAD passages). The session must not fuse
-   SkipLayerNormalization back (`onnx_embedding.RUNTIME_FUSIONS_OFF`).
+   the embedder went from 135 to 167 passages/s (2 cores, bench/embed.py's first 512 passages; bench/embed.py
+   itself: 2.97x the fp32 floor). The session must not fuse them back (`onnx_embedding.RUNTIME_FUSIONS_OFF`).
 3. `onnxruntime.quantization`: symbolic shape inference (`quant_pre_process`, which knows the fused ops),
    then `quantize_dynamic`: int8 weights per output channel of every MatMul and of the fused Attention
    (whose fp32 QKV projection was half the int8 model's time). Per-tensor weights lose too much (cosine to
